@@ -1,0 +1,15 @@
+"""The one interface every authority adapter offers (customs, inspection, port)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class AuthorityClient(Protocol):
+    """Sends one signed message to one authority; the authority dedupes on ``dispatch_id``."""
+
+    name: str
+
+    def send(self, dispatch_id: str, message_type: str, signed_xml: bytes) -> None:
+        """Deliver the exact signed bytes, or raise Retryable/TerminalAuthorityError."""
+        ...

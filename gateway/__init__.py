@@ -1,0 +1,31 @@
+"""The single-window clearance gateway: ``create_app`` wires the Flask app, nothing more."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from gateway.settings import Settings, load_settings
+
+
+def create_app(
+    settings: Settings | None = None, test_config: dict[str, Any] | None = None
+) -> Flask:
+    """Build the WSGI app; the runtime (keys, engine, clients) loads on first use."""
+    from gateway.api import declarations, health, problems, receipts
+    from gateway.bootstrap import redis_connection, runtime
+
+    settings = settings or load_settings()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["GATEWAY_SETTINGS"] = settings
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    if test_config:
+        app.config.update(test_config)
+    app.extensions["gateway.runtime"] = lambda: runtime(settings)
+    app.extensions["gateway.redis"] = lambda: redis_connection(settings)
+    problems.init_app(app)
+    for module in (declarations, receipts, health):
+        app.register_blueprint(module.bp)
+    return app

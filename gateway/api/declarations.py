@@ -1,0 +1,177 @@
+"""/api/v1/declarations: submit a CEB message, read status and timeline, fetch signed XML."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
+
+from gateway.api.auth import current_principal
+from gateway.domain.errors import MalformedRequest, NotFound, Violation
+from gateway.domain.statuses import DeclarationStatus, Phase
+from gateway.persistence import repository as repo
+from gateway.services.declare import Accepted, declare
+from gateway.services.runtime import Runtime
+
+bp = Blueprint("declarations", __name__, url_prefix="/api/v1/declarations")
+
+
+def _rt() -> Runtime:
+    return current_app.extensions["gateway.runtime"]()  # type: ignore[no-any-return]
+
+
+def _iso(value: Any) -> str | None:
+    value = repo.as_utc(value)
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def _links(declaration_id: str) -> dict[str, str]:
+    return {
+        "self": url_for("declarations.get_one", declaration_id=declaration_id),
+        "signed": url_for("declarations.signed", declaration_id=declaration_id),
+    }
+
+
+def _accepted_body(acc: Accepted) -> dict[str, Any]:
+    first = acc.declarations[0]
+    return {
+        "id": first.id,
+        "type": acc.message_type,
+        "status": first.status,
+        "links": _links(first.id),
+        "message": {"id": acc.message_id, "guid": acc.guid, "documents": len(acc.declarations)},
+        "replayed": acc.replayed,
+        "declarations": [
+            {
+                "id": d.id,
+                "position": d.position,
+                "guid": d.doc_guid,
+                "status": d.status,
+                "links": _links(d.id),
+            }
+            for d in acc.declarations
+        ],
+    }
+
+
+@bp.post("")
+def submit() -> tuple[Response, int]:
+    """Declare once: validate, sign, store and queue a CEB message; 202 when accepted."""
+    principal = current_principal(_rt())
+    key = request.headers.get("Idempotency-Key") or None
+    if key is not None and len(key) > 200:
+        raise MalformedRequest("Idempotency-Key is longer than 200 characters.")
+    acc = declare(
+        _rt(), principal.org_id, request.get_data(cache=False), request.content_type or "", key
+    )
+    resp = jsonify(_accepted_body(acc))
+    resp.headers["Location"] = _links(acc.declarations[0].id)["self"]
+    return resp, 200 if acc.replayed else 202
+
+
+def _owned(declaration_id: str) -> Any:
+    principal = current_principal(_rt())
+    with _rt().engine.connect() as conn:
+        decl = repo.get_declaration(conn, declaration_id)
+    if decl is None or decl["org_id"] != principal.org_id:
+        raise NotFound(f"No declaration {declaration_id} is visible to you.")
+    return decl
+
+
+def _summary(decl: Any) -> dict[str, Any]:
+    return {
+        "id": decl["id"],
+        "type": decl["type"],
+        "status": decl["status"],
+        "guid": decl["doc_guid"],
+        "position": decl["position"],
+        "message_id": decl["message_id"],
+        "order_no": decl["order_no"],
+        "logistics_no": decl["logistics_no"],
+        "cop_no": decl["cop_no"],
+        "pre_no": decl["pre_no"],
+        "invt_no": decl["invt_no"],
+        "created_at": _iso(decl["created_at"]),
+        "updated_at": _iso(decl["updated_at"]),
+        "links": _links(decl["id"]),
+    }
+
+
+@bp.get("/<declaration_id>")
+def get_one(declaration_id: str) -> Response:
+    """One declaration: status, each authority's status, and the timeline of events."""
+    decl = _owned(declaration_id)
+    with _rt().engine.connect() as conn:
+        authorities = repo.authority_rows(conn, declaration_id)
+        events = repo.events_of(conn, declaration_id)
+    body = _summary(decl)
+    body["routes"] = decl["routes"]
+    body["authorities"] = {
+        a["authority"]: {
+            "status": a["code"],
+            "phase": Phase(a["phase"]).name.lower(),
+            "info": a["info"],
+            "updated_at": _iso(a["updated_at"]),
+        }
+        for a in authorities
+    }
+    body["events"] = [
+        {
+            "at": _iso(e["at"]),
+            "kind": e["kind"],
+            "source": e["source"],
+            "status": e["status"],
+            "code": e["code"],
+            "info": e["info"],
+            "data": e["data"],
+        }
+        for e in events
+    ]
+    return jsonify(body)
+
+
+@bp.get("/<declaration_id>/signed")
+def signed(declaration_id: str) -> Response:
+    """The exact signed XML that was (or will be) transmitted for this declaration."""
+    decl = _owned(declaration_id)
+    with _rt().engine.connect() as conn:
+        msg = repo.get_message(conn, decl["message_id"])
+    assert msg is not None
+    return Response(msg["signed_xml"], mimetype="application/xml")
+
+
+@bp.get("")
+def list_all() -> Response:
+    """Declarations of the caller's organisation, newest first, with cursor pagination."""
+    principal = current_principal(_rt())
+    status = request.args.get("status") or None
+    if status is not None and status not in DeclarationStatus.__members__.values():
+        raise MalformedRequest(
+            f"Unknown status {status!r}.",
+            violations=[
+                Violation(
+                    "?status",
+                    "query.status",
+                    "one of " + ", ".join(s.value for s in DeclarationStatus),
+                )
+            ],
+        )
+    try:
+        limit = max(1, min(200, int(request.args.get("limit", "50"))))
+    except ValueError:
+        raise MalformedRequest(
+            "limit must be a whole number.",
+            violations=[Violation("?limit", "query.limit", "a number from 1 to 200")],
+        ) from None
+    with _rt().engine.connect() as conn:
+        rows = repo.list_declarations(
+            conn,
+            principal.org_id,
+            status=status,
+            message_type=request.args.get("type") or None,
+            before=request.args.get("cursor") or None,
+            limit=limit + 1,
+        )
+    items = [_summary(r) for r in rows[:limit]]
+    next_cursor = rows[limit - 1]["id"] if len(rows) > limit else None
+    return jsonify({"items": items, "next_cursor": next_cursor})

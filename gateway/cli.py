@@ -1,0 +1,175 @@
+"""The command line: `python -m gateway COMMAND` (also `flask --app wsgi gateway COMMAND`)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+import httpx
+
+from gateway.settings import load_settings
+
+
+@click.group()
+def cli() -> None:
+    """Single-window clearance gateway."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for noisy in ("alembic", "httpx", "rq.worker"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@cli.command("init-db")
+def init_db_cmd() -> None:
+    """Create or upgrade the database schema (Alembic)."""
+    from gateway.provisioning import init_db
+
+    settings = load_settings()
+    init_db(settings)
+    click.echo(f"database ready: {settings.db_url}")
+
+
+@cli.command("gen-keys")
+def gen_keys_cmd() -> None:
+    """Generate the missing TEST keys (declarant, sandbox authorities) in the keys dir."""
+    from gateway.provisioning import ensure_keys
+
+    made = ensure_keys(load_settings())
+    click.echo("\n".join(f"generated {p}" for p in made) or "all keys present")
+
+
+@cli.command("create-org")
+@click.option("--name", required=True, help="Organisation name.")
+@click.option("--codes", required=True, help="Comma-separated registered codes.")
+@click.option("--dxp-id", default="DXPENT0000000000", show_default=True)
+@click.option(
+    "--role",
+    default="broker",
+    show_default=True,
+    type=click.Choice(["seller", "broker", "port", "authority", "admin"]),
+)
+def create_org_cmd(name: str, codes: str, dxp_id: str, role: str) -> None:
+    """Create an organisation and print a new API key (shown once, stored hashed)."""
+    from gateway.provisioning import create_org
+
+    org_id, key = create_org(
+        load_settings(), name, [c.strip() for c in codes.split(",")], dxp_id, role
+    )
+    click.echo(json.dumps({"org_id": org_id, "api_key": key}))
+
+
+@cli.command()
+def worker() -> None:
+    """Run one rq worker on the delivery queue."""
+    from rq import Worker
+    from rq.serializers import JSONSerializer
+
+    from gateway.bootstrap import redis_connection
+
+    settings = load_settings()
+    w = Worker(
+        [settings.queue_name],
+        connection=redis_connection(settings),
+        serializer=JSONSerializer,
+        maintenance_interval=30,
+    )
+    w.work(with_scheduler=False, logging_level="WARNING")
+
+
+@cli.command()
+def relay() -> None:
+    """Run the outbox relay (enqueues due dispatches from the database)."""
+    from gateway.jobs.relay import run_relay
+
+    run_relay(load_settings())
+
+
+@cli.command()
+def sandbox() -> None:
+    """Run the sandbox authorities on the sandbox port."""
+    from werkzeug.serving import make_server
+
+    from sandbox.app import create_app
+
+    settings = load_settings()
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = make_server("127.0.0.1", settings.sandbox_port, create_app(settings), threaded=True)
+    server.serve_forever()
+
+
+@cli.command()
+def run() -> None:
+    """Start everything with embedded defaults (what `make run` does)."""
+    from gateway.launcher import run as run_all
+
+    sys.exit(run_all(load_settings()))
+
+
+def _client_base() -> str:
+    s = load_settings()
+    return f"http://{s.host}:{s.port}"
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--key", envvar="GATEWAY_API_KEY", required=True, help="API key (or GATEWAY_API_KEY)."
+)
+@click.option("--url", default=None, help="Gateway base URL.")
+def submit(files: tuple[Path, ...], key: str, url: str | None) -> None:
+    """Submit CEB XML files; prints the gateway's answer for each."""
+    base = url or _client_base()
+    failed = False
+    for path in files:
+        resp = httpx.post(
+            f"{base}/api/v1/declarations",
+            content=path.read_bytes(),
+            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/xml"},
+            timeout=30,
+        )
+        click.echo(
+            f"{path}: {resp.status_code}\n{json.dumps(resp.json(), ensure_ascii=False, indent=2)}"
+        )
+        failed = failed or resp.status_code >= 400
+    sys.exit(1 if failed else 0)
+
+
+@cli.command()
+@click.argument("declaration_id")
+@click.option(
+    "--key", envvar="GATEWAY_API_KEY", required=True, help="API key (or GATEWAY_API_KEY)."
+)
+@click.option("--url", default=None, help="Gateway base URL.")
+def status(declaration_id: str, key: str, url: str | None) -> None:
+    """Show a declaration's status and timeline."""
+    resp = httpx.get(
+        f"{url or _client_base()}/api/v1/declarations/{declaration_id}",
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=10,
+    )
+    body = resp.json()
+    if resp.status_code != 200:
+        click.echo(json.dumps(body, ensure_ascii=False, indent=2))
+        sys.exit(1)
+    click.echo(f"{body['id']}  {body['type']}  {body['status']}")
+    for name, a in body["authorities"].items():
+        click.echo(f"  {name:<11} {a['status'] or '-':<5} {a['phase']}")
+    for e in body["events"]:
+        click.echo(f"  {e['at']}  {e['source']:<9} {e['kind']:<10} {e['info'] or ''}")
+
+
+@cli.command()
+@click.option(
+    "--documents",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 100),
+    help="How many inventory lists in the message.",
+)
+def example(documents: int) -> None:
+    """Print examples/CEB621.xml with fresh guids and numbers, ready to submit."""
+    from gateway.examples import fresh_ceb621
+
+    sys.stdout.buffer.write(fresh_ceb621(documents))

@@ -1,0 +1,48 @@
+"""The outbox relay: enqueue due dispatches, and re-enqueue those whose lease expired.
+
+The API rings the doorbell after each commit; this loop is the guarantee behind it. If Redis
+lost a job, or a worker died mid-delivery, the database still says the dispatch is due, and
+the relay enqueues it again under the same deterministic job id.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+
+from gateway.bootstrap import delivery_queue, enqueue_deliveries
+from gateway.persistence import repository as repo
+from gateway.persistence.database import get_engine
+from gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+BATCH = 500
+
+
+def relay_once(settings: Settings) -> int:
+    """One pass: enqueue every due dispatch; returns how many were enqueued."""
+    engine = get_engine(settings.db_url)
+    at = repo.now()
+    with engine.connect() as conn:
+        due = repo.due_dispatch_ids(conn, at, BATCH)
+    if not due:
+        return 0
+    enqueue_deliveries(delivery_queue(settings), due, settings.job_timeout)
+    with engine.begin() as conn:
+        repo.postpone_dispatches(conn, due, at + timedelta(seconds=settings.lease_seconds))
+    return len(due)
+
+
+def run_relay(settings: Settings, stop: object = None) -> None:
+    """Relay until interrupted; survives Redis and database outages by retrying."""
+    log.info("relay started (every %.2f s)", settings.relay_interval)
+    while True:
+        try:
+            n = relay_once(settings)
+            if n:
+                log.info("relay enqueued %d dispatch(es)", n)
+        except Exception as exc:
+            log.warning("relay pass failed: %s: %s", type(exc).__name__, exc)
+            time.sleep(1.0)
+        time.sleep(settings.relay_interval)

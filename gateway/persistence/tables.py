@@ -1,0 +1,152 @@
+"""The database schema (SQLAlchemy Core). Migrations in migrations/ create exactly this.
+
+Declarations, their messages (raw and signed bytes), per-authority statuses, the append-only
+event log, dispatches (the outbox: one row per message and authority, claimed with a lease)
+and receipts (deduplicated by fingerprint).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+organisations = Table(
+    "organisations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("codes", JSON, nullable=False),
+    Column("dxp_id", String(40), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("org_id", String(40), ForeignKey("organisations.id"), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("org_id", String(40), ForeignKey("organisations.id"), nullable=False),
+    Column("type", String(10), nullable=False),
+    Column("guid", String(64), nullable=False, unique=True),
+    Column("version", String(10), nullable=False),
+    Column("idempotency_key", String(200)),
+    Column("body_hash", String(64), nullable=False),
+    Column("raw_xml", LargeBinary, nullable=False),
+    Column("signed_xml", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("org_id", "idempotency_key"),
+)
+
+declarations = Table(
+    "declarations",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("message_id", String(40), ForeignKey("messages.id"), nullable=False),
+    Column("org_id", String(40), ForeignKey("organisations.id"), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("type", String(10), nullable=False),
+    Column("doc_guid", String(64), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("order_no", String(60)),
+    Column("logistics_no", String(60)),
+    Column("cop_no", String(30)),
+    Column("pre_no", String(30)),
+    Column("invt_no", String(30)),
+    Column("codes", JSON, nullable=False),
+    Column("routes", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("type", "doc_guid"),
+    Index("ix_declarations_org_created", "org_id", "created_at"),
+    Index("ix_declarations_message", "message_id"),
+)
+
+authority_statuses = Table(
+    "authority_statuses",
+    metadata,
+    Column("declaration_id", String(40), ForeignKey("declarations.id"), primary_key=True),
+    Column("authority", String(20), primary_key=True),
+    Column("phase", Integer, nullable=False),
+    Column("code", String(10)),
+    Column("info", Text),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("declaration_id", String(40), ForeignKey("declarations.id"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("kind", String(30), nullable=False),
+    Column("source", String(40), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("code", String(10)),
+    Column("info", Text),
+    Column("data", JSON),
+    Index("ix_events_declaration", "declaration_id", "id"),
+)
+
+dispatches = Table(
+    "dispatches",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("message_id", String(40), ForeignKey("messages.id"), nullable=False),
+    Column("authority", String(20), nullable=False),
+    Column("state", String(12), nullable=False),  # pending | sending | sent | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("lease_until", DateTime(timezone=True)),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("last_error", Text),
+    Column("sent_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("message_id", "authority"),
+    Index("ix_dispatches_due", "state", "next_attempt_at"),
+)
+
+receipts = Table(
+    "receipts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("fingerprint", String(64), nullable=False, unique=True),
+    Column("authority", String(20), nullable=False),
+    Column("message_type", String(10), nullable=False),
+    Column("declaration_id", String(40), ForeignKey("declarations.id")),
+    Column("return_status", String(10), nullable=False),
+    Column("return_time", String(20)),
+    Column("applied", Integer, nullable=False),
+    Column("raw_xml", LargeBinary, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)

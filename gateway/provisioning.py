@@ -1,0 +1,86 @@
+"""First-run provisioning: database schema, sandbox test keys, the demo organisation."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from gateway.api.auth import hash_key, new_api_key
+from gateway.bootstrap import declarant_key_paths
+from gateway.persistence import repository as repo
+from gateway.persistence.database import get_engine
+from gateway.persistence.ids import new_id
+from gateway.persistence.migrate import upgrade
+from gateway.settings import Settings
+from signing.keys import generate_test_identity
+
+SANDBOX_AUTHORITIES = ("customs",)
+
+
+def sandbox_key_paths(settings: Settings, authority: str) -> tuple[Path, Path]:
+    """The sandbox authority's own (test) signing key and certificate."""
+    return (
+        settings.keys_path / f"sandbox-{authority}.key",
+        settings.keys_path / f"sandbox-{authority}.crt",
+    )
+
+
+def ensure_keys(settings: Settings) -> list[Path]:
+    """Generate the test keys that are missing (declarant, sandbox authorities)."""
+    settings.keys_path.mkdir(parents=True, exist_ok=True)
+    made: list[Path] = []
+    pairs = [(declarant_key_paths(settings), "Demo Broker Co. declarant (TEST)")]
+    pairs += [
+        (sandbox_key_paths(settings, a), f"Sandbox {a} authority (TEST)")
+        for a in SANDBOX_AUTHORITIES
+    ]
+    for (key, cert), name in pairs:
+        key, cert = Path(key), Path(cert)
+        if not key.exists():
+            generate_test_identity(name, key, cert)
+            made.append(key)
+    return made
+
+
+def init_db(settings: Settings) -> None:
+    """Create or upgrade the database schema."""
+    settings.data_path.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.db_url)
+
+
+def create_org(
+    settings: Settings,
+    name: str,
+    codes: list[str],
+    dxp_id: str,
+    role: str = "broker",
+    api_key: str | None = None,
+) -> tuple[str, str]:
+    """Create an organisation (or reuse one by name) and give it an API key."""
+    key = api_key or new_api_key()
+    engine = get_engine(settings.db_url)
+    with engine.begin() as conn:
+        org = repo.find_org_by_name(conn, name)
+        org_id = org["id"] if org else new_id("org")
+        if org is None:
+            repo.insert_org(conn, org_id, name, codes, dxp_id)
+        if not repo.key_hash_exists(conn, hash_key(key)):
+            repo.insert_api_key(conn, new_id("key"), org_id, hash_key(key), key[:8], role)
+    return org_id, key
+
+
+def ensure_demo_org(settings: Settings) -> str:
+    """The demo organisation's API key: configured, remembered in the data dir, or new."""
+    remembered = settings.data_path / "demo-api-key"
+    key = settings.demo_api_key or (remembered.read_text().strip() if remembered.exists() else "")
+    _, key = create_org(
+        settings,
+        settings.demo_org_name,
+        settings.demo_codes,
+        settings.demo_org_dxp_id,
+        api_key=key or None,
+    )
+    if not settings.demo_api_key:
+        remembered.write_text(key + "\n")
+        os.chmod(remembered, 0o600)
+    return key

@@ -1,0 +1,315 @@
+"""Declare once: validate, sign and store a message, then ring the workers.
+
+Everything the declaration needs later (signed bytes, per-authority status rows, the first
+events and one dispatch per authority) is written in one transaction, so a crash at any
+point either loses nothing or stores nothing; the doorbell rings only after the commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from lxml import etree
+from sqlalchemy.exc import IntegrityError
+
+from gateway.domain.documents import DocumentKeys, duplicate_guids
+from gateway.domain.errors import (
+    BusinessRuleViolation,
+    DuplicateDeclaration,
+    IdempotencyKeyReused,
+    SchemaInvalid,
+    SigningFailed,
+    UnknownMessageType,
+    UnsupportedMediaType,
+    Violation,
+)
+from gateway.domain.routing import routes_for
+from gateway.domain.statuses import DeclarationStatus, Phase
+from gateway.persistence import repository as repo
+from gateway.persistence.ids import new_id
+from gateway.services.runtime import Runtime
+from gateway.xml.documents import extract_documents, message_guid
+from gateway.xml.parsing import parse_xml
+from gateway.xml.validation import detect, schema_violations
+from schemas.registry import MessageSpec
+from signing.errors import SignatureError
+from signing.xmldsig import remove_signature, sign_enveloped
+
+XML_MEDIA_TYPES = {"application/xml", "text/xml"}
+
+
+@dataclass(frozen=True)
+class DeclarationRef:
+    id: str
+    position: int
+    doc_guid: str
+    status: str
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The answer to a submission; ``replayed`` when an Idempotency-Key matched."""
+
+    message_id: str
+    message_type: str
+    guid: str
+    declarations: list[DeclarationRef]
+    replayed: bool = False
+
+
+def _check_media_type(content_type: str) -> None:
+    media = content_type.split(";")[0].strip().lower()
+    if media in XML_MEDIA_TYPES or media.endswith("+xml"):
+        return
+    raise UnsupportedMediaType(
+        f"Content-Type {media or '(none)'} is not accepted; send application/xml.",
+        violations=[
+            Violation(
+                "/", "media_type.unsupported", "use Content-Type: application/xml for a CEB message"
+            )
+        ],
+    )
+
+
+def _replay(rt: Runtime, org_id: str, key: str, body_hash: str) -> Accepted | None:
+    with rt.engine.connect() as conn:
+        found = repo.find_message_by_idempotency_key(conn, org_id, key)
+        if found is None:
+            return None
+        if found["body_hash"] != body_hash:
+            raise IdempotencyKeyReused(
+                "This Idempotency-Key was used before with a different body.",
+                violations=[
+                    Violation(
+                        "/", "idempotency.key_reused", "send the original body, or use a new key"
+                    )
+                ],
+                extra={"message_id": found["id"]},
+            )
+        return _accepted_from_db(conn, found["id"], replayed=True)
+
+
+def _accepted_from_db(conn: Any, message_id: str, *, replayed: bool) -> Accepted:
+    msg = repo.get_message(conn, message_id)
+    assert msg is not None
+    decls = repo.declarations_of_message(conn, message_id)
+    return Accepted(
+        msg["id"],
+        msg["type"],
+        msg["guid"],
+        [DeclarationRef(d["id"], d["position"], d["doc_guid"], d["status"]) for d in decls],
+        replayed=replayed,
+    )
+
+
+def _business_checks(spec: MessageSpec, docs: list[DocumentKeys]) -> None:
+    violations = [
+        Violation(
+            f"/{spec.root}/{spec.document}[{later.position}]/{spec.head}/guid",
+            "document.duplicate_guid",
+            f"guid {later.guid} is already used by {spec.document}[{first.position}] "
+            "in this message; every document needs its own guid",
+            value=later.guid,
+        )
+        for first, later in duplicate_guids(docs)
+    ]
+    if violations:
+        raise BusinessRuleViolation(
+            f"{len(violations)} document(s) in this message repeat a guid.",
+            violations=violations,
+        )
+
+
+def _check_not_declared(conn: Any, spec: MessageSpec, guid: str, docs: list[DocumentKeys]) -> None:
+    existing = repo.find_message_by_guid(conn, guid)
+    if existing is not None:
+        raise DuplicateDeclaration(
+            f"A message with guid {guid} was already declared.",
+            violations=[
+                Violation(
+                    f"/{spec.root}/@guid",
+                    "message.duplicate_guid",
+                    "this message guid was declared before",
+                    value=guid,
+                )
+            ],
+            extra={"existing_message_id": existing["id"]},
+        )
+    found = repo.find_declarations_by_guid(conn, spec.type, [d.guid for d in docs])
+    if found:
+        by_guid = {r["doc_guid"]: r["id"] for r in found}
+        violations = [
+            Violation(
+                f"/{spec.root}/{spec.document}[{d.position}]/{spec.head}/guid",
+                "document.already_declared",
+                f"this document was already declared as {by_guid[d.guid]}",
+                value=d.guid,
+            )
+            for d in docs
+            if d.guid in by_guid
+        ]
+        raise DuplicateDeclaration(
+            f"{len(violations)} document(s) in this message were already declared.",
+            violations=violations,
+            extra={"existing_declaration_id": found[0]["id"]},
+        )
+
+
+def _sign(rt: Runtime, root: etree._Element) -> bytes:
+    signed = etree.fromstring(etree.tostring(root))  # a private copy to sign
+    remove_signature(signed)
+    try:
+        sign_enveloped(signed, rt.signing_key, rt.policy)
+    except SignatureError as exc:
+        raise SigningFailed(f"The gateway could not sign the message: {exc}") from None
+    return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
+
+
+def declare(
+    rt: Runtime, org_id: str, body: bytes, content_type: str, idempotency_key: str | None = None
+) -> Accepted:
+    """Accept one CEB message (1..100 documents), or raise a GatewayError saying why not."""
+    _check_media_type(content_type)
+    body_hash = hashlib.sha256(body).hexdigest()
+    if idempotency_key:
+        replay = _replay(rt, org_id, idempotency_key, body_hash)
+        if replay is not None:
+            return replay
+    root = parse_xml(body, rt.limits)
+    spec = detect(root)
+    if spec.kind != "declaration":
+        raise UnknownMessageType(
+            f"{spec.type} is a receipt, not a declaration; authorities send receipts to "
+            "/api/v1/receipts.",
+            violations=[
+                Violation(
+                    f"/{spec.root}",
+                    "message.not_a_declaration",
+                    f"{spec.type} ({spec.title}) cannot be declared",
+                )
+            ],
+        )
+    violations = schema_violations(root, spec)
+    if violations:
+        raise SchemaInvalid(
+            f"The {spec.type} message has {len(violations)} schema violation(s).",
+            violations=violations,
+        )
+    docs = extract_documents(root, spec)
+    _business_checks(spec, docs)
+    signed = _sign(rt, root)
+    guid = message_guid(root)
+    try:
+        return _store(rt, org_id, spec, root, body, body_hash, signed, guid, docs, idempotency_key)
+    except IntegrityError:
+        # A concurrent twin won the race: answer as the loser of a duplicate would.
+        if idempotency_key:
+            replay = _replay(rt, org_id, idempotency_key, body_hash)
+            if replay is not None:
+                return replay
+        with rt.engine.connect() as conn:
+            _check_not_declared(conn, spec, guid, docs)
+        raise
+
+
+def _store(
+    rt: Runtime,
+    org_id: str,
+    spec: MessageSpec,
+    root: etree._Element,
+    body: bytes,
+    body_hash: str,
+    signed: bytes,
+    guid: str,
+    docs: list[DocumentKeys],
+    idempotency_key: str | None,
+) -> Accepted:
+    at = repo.now()
+    message_id = new_id("msg")
+    routes = [a.value for a in routes_for(spec.type)]
+    decl_rows: list[dict[str, Any]] = []
+    status_rows: list[dict[str, Any]] = []
+    event_rows: list[dict[str, Any]] = []
+    for doc in docs:
+        did = new_id("dcl")
+        decl_rows.append(
+            dict(
+                id=did,
+                message_id=message_id,
+                org_id=org_id,
+                position=doc.position,
+                type=spec.type,
+                doc_guid=doc.guid,
+                status=DeclarationStatus.ACCEPTED.value,
+                order_no=doc.order_no,
+                logistics_no=doc.logistics_no,
+                cop_no=doc.cop_no,
+                codes=list(doc.codes),
+                routes=routes,
+                created_at=at,
+                updated_at=at,
+            )
+        )
+        status_rows += [
+            dict(declaration_id=did, authority=a, phase=int(Phase.NONE), updated_at=at)
+            for a in routes
+        ]
+        event_rows += [
+            dict(
+                declaration_id=did,
+                at=at,
+                kind="accepted",
+                source="gateway",
+                status="accepted",
+                info=f"valid {spec.type}, document {doc.position} of "
+                f"{len(docs)}; routed to {', '.join(routes)}",
+            ),
+            dict(
+                declaration_id=did,
+                at=at,
+                kind="signed",
+                source="gateway",
+                status="accepted",
+                info=f"signed {rt.policy.name}, key {rt.signing_key.key_name}",
+            ),
+        ]
+    dispatch_rows = [
+        dict(
+            id=new_id("dsp"),
+            message_id=message_id,
+            authority=a,
+            state="pending",
+            attempts=0,
+            next_attempt_at=at + timedelta(seconds=rt.doorbell_grace),
+            created_at=at,
+        )
+        for a in routes
+    ]
+    with rt.engine.begin() as conn:
+        _check_not_declared(conn, spec, guid, docs)
+        repo.insert_message(
+            conn,
+            id=message_id,
+            org_id=org_id,
+            type=spec.type,
+            guid=guid,
+            version=root.get("version", ""),
+            idempotency_key=idempotency_key,
+            body_hash=body_hash,
+            raw_xml=body,
+            signed_xml=signed,
+        )
+        repo.insert_declarations(conn, decl_rows)
+        repo.insert_authority_statuses(conn, status_rows)
+        repo.insert_events(conn, event_rows)
+        repo.insert_dispatches(conn, dispatch_rows)
+    rt.ring([r["id"] for r in dispatch_rows])
+    return Accepted(
+        message_id,
+        spec.type,
+        guid,
+        [DeclarationRef(r["id"], r["position"], r["doc_guid"], r["status"]) for r in decl_rows],
+    )

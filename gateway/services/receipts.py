@@ -1,0 +1,202 @@
+"""Record receipts from an authority: verify, deduplicate, advance the state machine.
+
+A receipt is trusted only after its signature verifies against the sending authority's
+certificates; only the verified element is read. The same receipt twice changes nothing,
+and a receipt that would move an authority backwards is kept in the timeline, not applied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from lxml import etree
+
+from adapters.dxp import read_envelope
+from gateway.domain.clearance import apply_receipt
+from gateway.domain.errors import ReceiptRejected, Violation
+from gateway.domain.statuses import Phase, describe_code
+from gateway.persistence import repository as repo
+from gateway.services.runtime import Runtime
+from gateway.services.status import refresh_status
+from gateway.xml.parsing import parse_xml
+from gateway.xml.validation import detect, schema_violations
+from schemas.registry import CEB_NS, MessageSpec, all_specs
+from signing.errors import SignatureError
+from signing.xmldsig import verify_enveloped
+
+_Q = f"{{{CEB_NS}}}"
+FORMAT_ERROR = "CEB900"
+
+
+@dataclass
+class ReceiptOutcome:
+    """How many return entries were applied, were duplicates, or changed nothing."""
+
+    authority: str
+    message_type: str
+    applied: int = 0
+    duplicates: int = 0
+    stale: int = 0
+    unmatched: list[str] = field(default_factory=list)
+
+
+def _reject(code: str, message: str, path: str = "/") -> ReceiptRejected:
+    return ReceiptRejected(message, violations=[Violation(path, code, message)])
+
+
+def _declared_type(receipt_type: str) -> str | None:
+    for spec in all_specs():
+        if spec.reply == receipt_type:
+            return spec.type
+    return None
+
+
+def record_receipts(rt: Runtime, body: bytes) -> ReceiptOutcome:
+    """Verify and apply one receipt message delivered in a DXP envelope."""
+    envelope = read_envelope(parse_xml(body, rt.limits))
+    authority = rt.senders.get(envelope.sender_id)
+    if authority is None:
+        raise _reject(
+            "receipt.unknown_sender",
+            f"SenderId {envelope.sender_id} is not a configured authority",
+            "/DxpMsg/TransInfo/SenderId",
+        )
+    root = parse_xml(envelope.data, rt.limits)
+    try:
+        verified = verify_enveloped(root, rt.trust[authority], rt.policy)
+    except SignatureError as exc:
+        raise _reject(exc.code, f"receipt signature refused: {exc}") from None
+    doc = verified.root
+    spec = detect(doc)
+    if spec.kind != "receipt":
+        raise _reject("receipt.not_a_receipt", f"{spec.type} is not a receipt")
+    violations = schema_violations(doc, spec)
+    if violations:
+        raise ReceiptRejected(f"The {spec.type} receipt is invalid.", violations=violations)
+    outcome = ReceiptOutcome(authority, spec.type)
+    raw = etree.tostring(root)
+    for entry in doc.iterfind(f"{_Q}{spec.document}"):
+        fields = {
+            etree.QName(c).localname: (c.text or "").strip()
+            for c in entry
+            if isinstance(c.tag, str)
+        }
+        _apply_entry(rt, authority, spec, fields, raw, outcome)
+    return outcome
+
+
+def _targets(conn: Any, spec: MessageSpec, fields: dict[str, str]) -> list[Any]:
+    if spec.type == FORMAT_ERROR:
+        dispatch = repo.get_dispatch(conn, fields.get("oriCopMsgId", ""))
+        if dispatch is None:
+            return []
+        return repo.declarations_of_message(conn, dispatch["message_id"])
+    declared = _declared_type(spec.type)
+    if declared is None:
+        return []
+    found = repo.find_declaration_by_doc_guid(
+        conn, declared, fields.get("guid", ""), for_update=True
+    )
+    return [found] if found is not None else []
+
+
+def _fingerprint(authority: str, spec: MessageSpec, fields: dict[str, str]) -> str:
+    parts = [authority, spec.type] + [f"{k}={v}" for k, v in sorted(fields.items())]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def _apply_entry(
+    rt: Runtime,
+    authority: str,
+    spec: MessageSpec,
+    fields: dict[str, str],
+    raw: bytes,
+    outcome: ReceiptOutcome,
+) -> None:
+    fingerprint = _fingerprint(authority, spec, fields)
+    code = fields.get("returnStatus", "")
+    at = repo.now()
+    with rt.engine.begin() as conn:
+        if repo.receipt_seen(conn, fingerprint):
+            outcome.duplicates += 1
+            return
+        targets = _targets(conn, spec, fields)
+        if not targets:
+            outcome.unmatched.append(fields.get("guid") or fields.get("oriCopMsgId", ""))
+            return
+        repo.insert_receipt(
+            conn,
+            fingerprint=fingerprint,
+            authority=authority,
+            message_type=spec.type,
+            declaration_id=targets[0]["id"],
+            return_status=code,
+            return_time=fields.get("returnTime"),
+            applied=1,
+            raw_xml=raw,
+        )
+        for decl in targets:
+            _apply_to_declaration(conn, authority, spec, fields, decl, at, outcome)
+
+
+def _apply_to_declaration(
+    conn: Any,
+    authority: str,
+    spec: MessageSpec,
+    fields: dict[str, str],
+    decl: Any,
+    at: Any,
+    outcome: ReceiptOutcome,
+) -> None:
+    code = fields.get("returnStatus", "")
+    info = fields.get("returnInfo", "")
+    rows = {r["authority"]: r for r in repo.authority_rows(conn, decl["id"])}
+    current = Phase(rows[authority]["phase"]) if authority in rows else Phase.NONE
+    if spec.type == FORMAT_ERROR:
+        phase, applies, reason = Phase.REJECTED, current not in (Phase.REJECTED,), "format error"
+        info = f"format error (CEB900): {info}"
+    else:
+        try:
+            decision = apply_receipt(current, code)
+        except ValueError as exc:
+            decision = None
+            phase, applies, reason = current, False, str(exc)
+        if decision is not None:
+            phase, applies, reason = decision.phase, decision.applies, decision.reason
+    numbers = {k: fields[k] for k in ("preNo", "invtNo") if fields.get(k)}
+    updates = {"pre_no": numbers["preNo"]} if "preNo" in numbers and not decl["pre_no"] else {}
+    if "invtNo" in numbers and not decl["invt_no"]:
+        updates["invt_no"] = numbers["invtNo"]
+    if updates:
+        repo.update_declaration(conn, decl["id"], **updates)
+    status = decl["status"]
+    if applies and authority in rows:
+        repo.update_authority_status(
+            conn, decl["id"], authority, phase=int(phase), code=code, info=info[:2000]
+        )
+        status = refresh_status(conn, decl, source=authority, at=at)
+        outcome.applied += 1
+    else:
+        outcome.stale += 1
+    label = f"receipt {code} ({describe_code(code)})"
+    extra = ", ".join(f"{k} {v}" for k, v in numbers.items())
+    text = f"{label}: {info}" + (f"; {extra}" if extra else "")
+    if not applies:
+        text += f" [not applied: {reason}]"
+    repo.insert_events(
+        conn,
+        [
+            dict(
+                declaration_id=decl["id"],
+                at=at,
+                kind="receipt",
+                source=authority,
+                status=status,
+                code=code,
+                info=text[:2000],
+                data={"message_type": spec.type, "returnTime": fields.get("returnTime"), **numbers},
+            )
+        ],
+    )

@@ -1,0 +1,31 @@
+"""What the use cases need from the outside world, bundled once per process by bootstrap."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from adapters.base import AuthorityClient
+from gateway.xml.parsing import ParseLimits
+from signing.keys import SigningKey, TrustStore
+from signing.policy import SignaturePolicy
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Engine, keys, trust stores, authority clients and the doorbell to the workers."""
+
+    engine: Engine
+    limits: ParseLimits
+    signing_key: SigningKey
+    policy: SignaturePolicy
+    clients: Mapping[str, AuthorityClient]
+    trust: Mapping[str, TrustStore]  # authority name -> its receipt certificates
+    senders: Mapping[str, str]  # DXP sender id -> authority name
+    lease_seconds: int
+    doorbell_grace: float
+    retry_base_seconds: float
+    retry_max_seconds: float
+    ring: Callable[[list[str]], None]  # enqueue deliveries after commit (best effort)

@@ -1,0 +1,116 @@
+"""Settings: config/defaults.toml, overridden by GATEWAY_* environment variables.
+
+Resolved once into a frozen ``Settings`` and passed explicitly, so no module reads the
+environment behind the caller's back and tests can build any configuration they need.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULTS_FILE = PROJECT_ROOT / "config" / "defaults.toml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the gateway; see config/defaults.toml for meanings and defaults."""
+
+    data_dir: str
+    host: str
+    port: int
+    public_url: str
+    database_url: str
+    redis_url: str
+    queue_name: str
+    max_body_bytes: int
+    max_xml_depth: int
+    demo_api_key: str
+    demo_org_name: str
+    demo_org_codes: str
+    demo_org_dxp_id: str
+    keys_dir: str
+    signature_policy: str
+    customs_url: str
+    customs_dxp_id: str
+    customs_cert: str
+    http_connect_timeout: float
+    http_read_timeout: float
+    job_timeout: int
+    lease_seconds: int
+    retry_base_seconds: float
+    retry_max_seconds: float
+    relay_interval: float
+    sandbox_port: int
+    sandbox_delays: str
+
+    @property
+    def data_path(self) -> Path:
+        """The data directory as an absolute path."""
+        p = Path(self.data_dir)
+        return p if p.is_absolute() else PROJECT_ROOT / p
+
+    def path(self, relative: str) -> Path:
+        """A path under the data directory (absolute paths are kept)."""
+        p = Path(relative)
+        return p if p.is_absolute() else self.data_path / p
+
+    @property
+    def keys_path(self) -> Path:
+        return self.path(self.keys_dir)
+
+    @property
+    def db_url(self) -> str:
+        """The SQLAlchemy URL; SQLite in the data directory unless configured."""
+        return self.database_url or f"sqlite:///{self.data_path / 'gateway.db'}"
+
+    @property
+    def receipt_url(self) -> str:
+        """Where authorities POST their receipts."""
+        base = self.public_url or f"http://{self.host}:{self.port}"
+        return base.rstrip("/") + "/api/v1/receipts"
+
+    @property
+    def customs_endpoint(self) -> str:
+        """The customs DXP endpoint; the sandbox unless configured."""
+        return self.customs_url or f"http://127.0.0.1:{self.sandbox_port}/customs/dxp"
+
+    @property
+    def demo_codes(self) -> list[str]:
+        return [c.strip() for c in self.demo_org_codes.split(",") if c.strip()]
+
+    @property
+    def sandbox_delay_list(self) -> list[float]:
+        return [float(x) for x in self.sandbox_delays.split(",") if x.strip()]
+
+
+def _coerce(value: str, like: Any) -> Any:
+    if isinstance(like, bool):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(like, int):
+        return int(value)
+    if isinstance(like, float):
+        return float(value)
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read the defaults file, apply GATEWAY_* variables, then explicit overrides."""
+    env = os.environ if env is None else env
+    with DEFAULTS_FILE.open("rb") as fh:
+        values: dict[str, Any] = tomllib.load(fh)
+    known = {f.name for f in fields(Settings)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown settings in {DEFAULTS_FILE}: {sorted(unknown)}")
+    for name in known:
+        raw = env.get(f"GATEWAY_{name.upper()}")
+        if raw is not None:
+            values[name] = _coerce(raw, values[name])
+    settings = Settings(**values)
+    return replace(settings, **overrides) if overrides else settings
