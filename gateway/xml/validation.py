@@ -120,17 +120,15 @@ def schema_violations(root: etree._Element, spec: MessageSpec) -> list[Violation
     if schema_for(spec).validate(root):
         return []
     errors = _error_entries(root, spec)
-    violations = _dedupe(v for e in errors if (v := _violation(root, spec, e)) is not None)
+    shown = errors[: MAX_VIOLATIONS * 2]  # bound the work a hostile message can cause
+    violations = _dedupe(v for e in shown if (v := _violation(root, spec, e)) is not None)
     if not violations:  # the shared validator said no; never report "invalid" with no reason
         violations = [Violation("/", "schema.other", "The message does not match its schema.")]
-    if len(violations) > MAX_VIOLATIONS:
-        more = len(violations) - MAX_VIOLATIONS
+    hidden = len(violations) - MAX_VIOLATIONS + len(errors) - len(shown)
+    if hidden > 0:
         violations = violations[:MAX_VIOLATIONS]
-        violations.append(
-            Violation(
-                "/", "schema.truncated", f"{more} more schema errors were found but not listed."
-            )
-        )
+        violations.append(Violation(
+            "/", "schema.truncated", f"{hidden} more schema errors were found but not listed."))
     return violations
 
 

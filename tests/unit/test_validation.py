@@ -14,7 +14,7 @@ from lxml import etree
 
 from gateway.domain.errors import UnknownMessageType
 from gateway.xml.parsing import parse_xml
-from gateway.xml.validation import MAX_VALUE_CHARS, detect, schema_violations
+from gateway.xml.validation import MAX_VALUE_CHARS, MAX_VIOLATIONS, detect, schema_violations
 from schemas import CEB_NS, get_spec
 
 GUID = "4CDE1CFD-EDED-46B1-946C-B8022E42FC94"
@@ -350,3 +350,13 @@ def test_concurrent_failures_keep_their_own_errors() -> None:
         doc, line = (n - 1) // 2 + 1, (n - 1) % 2 + 1
         expected = f"/CEB621Message/Inventory[{doc}]/InventoryList[{line}]/gcode"
         assert paths == [expected] * 20
+
+
+def test_a_flood_of_errors_is_truncated() -> None:
+    data = ceb621(documents=100, lines=3)
+    root = parse_xml(data.replace(b"<gcode>8541401000</gcode>", b"<gcode>1</gcode>"))
+    violations = schema_violations(root, get_spec("CEB621"))
+    assert len(violations) == MAX_VIOLATIONS + 1
+    assert violations[-1].code == "schema.truncated"
+    assert violations[-1].message.startswith("100 more")
+    assert violations[0].path == "/CEB621Message/Inventory[1]/InventoryList[1]/gcode"
