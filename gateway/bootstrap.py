@@ -91,7 +91,7 @@ def build_runtime(settings: Settings) -> Runtime:
         trust={"customs": TrustStore.from_pem_files([settings.path(settings.customs_cert)])},
         senders={settings.customs_dxp_id: "customs"},
         lease_seconds=settings.lease_seconds,
-        doorbell_grace=5.0,
+        doorbell_grace=settings.doorbell_grace,
         retry_base_seconds=settings.retry_base_seconds,
         retry_max_seconds=settings.retry_max_seconds,
         ring=ring,

@@ -46,6 +46,7 @@ class Settings:
     retry_base_seconds: float
     retry_max_seconds: float
     relay_interval: float
+    doorbell_grace: float
     sandbox_port: int
     sandbox_delays: str
 
