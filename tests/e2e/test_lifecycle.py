@@ -22,7 +22,7 @@ def test_the_stack_stops_on_ctrl_c_and_restarts_with_everything_it_had(tmp_path)
 
     os.killpg(first.proc.pid, signal.SIGINT)
     assert first.proc.wait(20) == 0
-    gone, alive = psutil.wait_procs(children, timeout=10)
+    _gone, alive = psutil.wait_procs(children, timeout=10)
     assert alive == [], f"left running: {alive}"
     assert "stopping" in first.log()
 

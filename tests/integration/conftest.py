@@ -56,8 +56,8 @@ def settings(tmp_path: Path, redis_url: str) -> Settings:
 @pytest.fixture
 def org_id(settings: Settings) -> str:
     ensure_demo_org(settings)
-    from gateway.persistence.repository import find_org_by_name
     from gateway.persistence.database import get_engine
+    from gateway.persistence.repository import find_org_by_name
 
     with get_engine(settings.db_url).connect() as conn:
         row = find_org_by_name(conn, settings.demo_org_name)

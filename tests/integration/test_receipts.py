@@ -21,6 +21,7 @@ from gateway.settings import Settings
 from sandbox.receipts import inventory_return
 from signing import generate_test_identity, load_signing_key, sign_enveloped
 
+
 def _receipt(settings: Settings, guid: str, code: str, *, key=None, info: str = "ok") -> bytes:
     root = inventory_return({"guid": guid, "copNo": "COP1", "preNo": "B20261123000000001",
                              "invtNo": "46012026I000000001" if code != "2" else "",
