@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -11,6 +12,16 @@ import click
 import httpx
 
 from gateway.settings import load_settings
+
+
+def _exit_quietly_on_signals() -> None:
+    """Long-running children stop without a traceback on Ctrl-C or SIGTERM."""
+
+    def stop(signum: int, _frame: object) -> None:
+        raise SystemExit(0)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
 
 
 @click.group()
@@ -83,6 +94,7 @@ def relay() -> None:
     """Run the outbox relay (enqueues due dispatches from the database)."""
     from gateway.jobs.relay import run_relay
 
+    _exit_quietly_on_signals()
     run_relay(load_settings())
 
 
@@ -96,6 +108,7 @@ def sandbox() -> None:
     settings = load_settings()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = make_server("127.0.0.1", settings.sandbox_port, create_app(settings), threaded=True)
+    _exit_quietly_on_signals()
     server.serve_forever()
 
 

@@ -81,6 +81,8 @@ class Supervisor:
                 "noeviction",
                 "--loglevel",
                 "warning",
+                "--logfile",
+                str(data / "redis.log"),
             ],
         )
         self.wait_until(lambda: _redis_up(url), "redis")
@@ -132,7 +134,9 @@ def run(settings: Settings) -> int:
     def on_signal(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, on_signal)
+    # Explicit handlers: a shell may have started us with SIGINT ignored (background jobs).
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
     py = sys.executable
     base = f"http://{settings.host}:{settings.port}"
     sandbox = f"http://127.0.0.1:{settings.sandbox_port}"

@@ -21,17 +21,17 @@ from gateway.domain.statuses import (
 
 S = DeclarationStatus
 
-# Which overall status may follow which. Terminal statuses have no way out.
+_BEFORE_RELEASE = frozenset({S.INSPECTION, S.HELD, S.RELEASED, S.CLOSED, S.REJECTED, S.RETURNED})
+
+# Which overall status may follow which. Receipts can arrive out of order (899 before 800, a
+# 700 straight after 120), so every pre-release status may jump to any later one; after
+# release only close, return or cancel; terminal statuses have no way out.
 TRANSITIONS: dict[DeclarationStatus, frozenset[DeclarationStatus]] = {
-    S.ACCEPTED: frozenset(
-        {S.SUBMITTED, S.UNDER_REVIEW, S.INSPECTION, S.HELD, S.RELEASED, S.REJECTED, S.CANCELLED}
-    ),
-    S.SUBMITTED: frozenset(
-        {S.UNDER_REVIEW, S.INSPECTION, S.HELD, S.RELEASED, S.REJECTED, S.CANCELLED}
-    ),
-    S.UNDER_REVIEW: frozenset({S.INSPECTION, S.HELD, S.RELEASED, S.REJECTED, S.CANCELLED}),
-    S.INSPECTION: frozenset({S.HELD, S.RELEASED, S.REJECTED, S.RETURNED}),
-    S.HELD: frozenset({S.INSPECTION, S.RELEASED, S.REJECTED, S.RETURNED}),
+    S.ACCEPTED: _BEFORE_RELEASE | {S.SUBMITTED, S.UNDER_REVIEW, S.CANCELLED},
+    S.SUBMITTED: _BEFORE_RELEASE | {S.UNDER_REVIEW, S.CANCELLED},
+    S.UNDER_REVIEW: _BEFORE_RELEASE | {S.CANCELLED},
+    S.INSPECTION: _BEFORE_RELEASE - {S.INSPECTION},
+    S.HELD: _BEFORE_RELEASE - {S.HELD},
     S.RELEASED: frozenset({S.CLOSED, S.RETURNED, S.CANCELLED}),
     S.CLOSED: frozenset(),
     S.REJECTED: frozenset(),
@@ -69,6 +69,8 @@ def apply_receipt(current: Phase, return_status: str) -> ReceiptDecision:
     new = phase_of(return_status)
     if current in TERMINAL_PHASES:
         return ReceiptDecision(False, current, f"authority already final ({current.name})")
+    if current >= Phase.RELEASED and new == Phase.REJECTED:
+        return ReceiptDecision(False, current, "a rejection after release is recorded, not applied")
     if new <= current and not (current == Phase.HELD and new == Phase.INSPECTION):
         return ReceiptDecision(False, current, f"stale: {new.name} does not advance {current.name}")
     return ReceiptDecision(True, new, "advances")

@@ -136,7 +136,12 @@ def _check_not_declared(conn: Any, spec: MessageSpec, guid: str, docs: list[Docu
                     value=guid,
                 )
             ],
-            extra={"existing_message_id": existing["id"]},
+            extra={
+                "existing_message_id": existing["id"],
+                "existing_declaration_ids": [
+                    d["id"] for d in repo.declarations_of_message(conn, existing["id"])
+                ],
+            },
         )
     found = repo.find_declarations_by_guid(conn, spec.type, [d.guid for d in docs])
     if found:

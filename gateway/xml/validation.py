@@ -127,8 +127,11 @@ def schema_violations(root: etree._Element, spec: MessageSpec) -> list[Violation
     hidden = len(violations) - MAX_VIOLATIONS + len(errors) - len(shown)
     if hidden > 0:
         violations = violations[:MAX_VIOLATIONS]
-        violations.append(Violation(
-            "/", "schema.truncated", f"{hidden} more schema errors were found but not listed."))
+        violations.append(
+            Violation(
+                "/", "schema.truncated", f"{hidden} more schema errors were found but not listed."
+            )
+        )
     return violations
 
 

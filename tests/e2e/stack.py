@@ -56,32 +56,47 @@ def start_stack(data_dir: Path, delays: str = "0.05,0.05,0.05", **env_extra: str
     port, sandbox_port, redis_port = free_port(), free_port(), free_port()
     api_key = "swg_test_" + os.urandom(8).hex()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env.update({
-        "GATEWAY_DATA_DIR": str(data_dir),
-        "GATEWAY_PORT": str(port),
-        "GATEWAY_SANDBOX_PORT": str(sandbox_port),
-        "GATEWAY_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-        "GATEWAY_SANDBOX_DELAYS": delays,
-        "GATEWAY_DEMO_API_KEY": api_key,
-        "GATEWAY_RETRY_BASE_SECONDS": "0.2",
-        "GATEWAY_RETRY_MAX_SECONDS": "2",
-        **env_extra,
-    })
+    env.update(
+        {
+            "GATEWAY_DATA_DIR": str(data_dir),
+            "GATEWAY_PORT": str(port),
+            "GATEWAY_SANDBOX_PORT": str(sandbox_port),
+            "GATEWAY_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "GATEWAY_SANDBOX_DELAYS": delays,
+            "GATEWAY_DEMO_API_KEY": api_key,
+            "GATEWAY_RETRY_BASE_SECONDS": "0.2",
+            "GATEWAY_RETRY_MAX_SECONDS": "2",
+            **env_extra,
+        }
+    )
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "stack.log"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "gateway", "run"], cwd=PROJECT_ROOT,
-                                env=env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    stack = Stack(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{sandbox_port}", api_key,
-                  data_dir, proc, log_path)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "run"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    stack = Stack(
+        f"http://127.0.0.1:{port}",
+        f"http://127.0.0.1:{sandbox_port}",
+        api_key,
+        data_dir,
+        proc,
+        log_path,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"stack exited early ({proc.returncode}):\n{stack.log()}")
         try:
-            if (httpx.get(stack.base + "/healthz", timeout=1).status_code == 200
-                    and "stop: Ctrl-C" in stack.log()):
+            if (
+                httpx.get(stack.base + "/healthz", timeout=1).status_code == 200
+                and "stop: Ctrl-C" in stack.log()
+            ):
                 return stack
         except httpx.HTTPError:
             pass
@@ -90,8 +105,9 @@ def start_stack(data_dir: Path, delays: str = "0.05,0.05,0.05", **env_extra: str
     raise RuntimeError(f"stack did not become healthy:\n{stack.log()}")
 
 
-def wait_for_status(client: httpx.Client, declaration_id: str, wanted: set[str],
-                    timeout: float = 30.0) -> dict:  # type: ignore[type-arg]
+def wait_for_status(
+    client: httpx.Client, declaration_id: str, wanted: set[str], timeout: float = 30.0
+) -> dict:  # type: ignore[type-arg]
     """Poll a declaration until its status is one of ``wanted``; return its last JSON."""
     deadline = time.monotonic() + timeout
     body: dict = {}  # type: ignore[type-arg]

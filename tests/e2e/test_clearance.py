@@ -33,15 +33,22 @@ def test_a_submitted_inventory_list_is_accepted_then_released_with_its_timeline(
     assert re.fullmatch(r"B\d{8}\d{9}", body["pre_no"])
     assert re.fullmatch(r"4601\d{4}I\d{9}", body["invt_no"])
     kinds = [(e["kind"], e["code"]) for e in body["events"]]
-    assert kinds == [("accepted", None), ("signed", None), ("sent", None),
-                     ("receipt", "2"), ("receipt", "120"), ("receipt", "800")]
+    assert kinds == [
+        ("accepted", None),
+        ("signed", None),
+        ("sent", None),
+        ("receipt", "2"),
+        ("receipt", "120"),
+        ("receipt", "800"),
+    ]
     assert [e["status"] for e in body["events"]][-1] == "released"
     assert all(e["at"] and e["source"] for e in body["events"])
     assert "preNo" in body["events"][3]["info"] and "invtNo" in body["events"][4]["info"]
 
 
 def test_the_signed_xml_is_what_was_sent_and_it_verifies_with_the_declarant_certificate(
-        stack: Stack):
+    stack: Stack,
+):
     original = fresh_ceb621()
     with stack.client() as client:
         accepted = submit(client, original).json()
@@ -80,6 +87,7 @@ def test_the_same_message_twice_is_a_conflict_that_points_to_the_original(stack:
     assert again.status_code == 409
     assert again.headers["Content-Type"] == "application/problem+json"
     assert again.json()["existing_message_id"] == first.json()["message"]["id"]
+    assert again.json()["existing_declaration_ids"] == [first.json()["id"]]
 
 
 def test_an_idempotency_key_replays_the_answer_and_refuses_another_body(stack: Stack):
@@ -113,18 +121,28 @@ def test_schema_violations_are_all_reported_with_field_path_and_line(stack: Stac
 def test_bad_requests_get_specific_problems_never_a_500(stack: Stack):
     with stack.client() as client:
         cases = {
-            "malformed": (submit(client, b"<ceb:CEB621Message><unclosed>"), 400,
-                          "xml.malformed"),
-            "doctype": (submit(client, b'<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>'), 400,
-                        "xml.doctype_forbidden"),
+            "malformed": (submit(client, b"<ceb:CEB621Message><unclosed>"), 400, "xml.malformed"),
+            "doctype": (
+                submit(client, b'<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>'),
+                400,
+                "xml.doctype_forbidden",
+            ),
             "unknown type": (submit(client, b"<Invoice/>"), 415, "message.unknown_type"),
             "receipt as declaration": (
                 submit(client, b'<CEB622Message xmlns="http://www.chinaport.gov.cn/ceb"/>'),
-                415, "message.not_a_declaration"),
-            "json": (client.post("/api/v1/declarations", json={"a": 1}), 415,
-                     "media_type.unsupported"),
-            "too large": (submit(client, b"<x>" + b"a" * (6 * 1024 * 1024) + b"</x>"), 413,
-                          "xml.too_large"),
+                415,
+                "message.not_a_declaration",
+            ),
+            "json": (
+                client.post("/api/v1/declarations", json={"a": 1}),
+                415,
+                "media_type.unsupported",
+            ),
+            "too large": (
+                submit(client, b"<x>" + b"a" * (6 * 1024 * 1024) + b"</x>"),
+                413,
+                "xml.too_large",
+            ),
             "empty": (submit(client, b""), 400, "xml.empty"),
         }
     for name, (resp, status, code) in cases.items():
@@ -134,8 +152,7 @@ def test_bad_requests_get_specific_problems_never_a_500(stack: Stack):
 
 
 def test_a_declaration_needs_a_key_and_is_visible_only_by_its_id(stack: Stack):
-    no_key = httpx.post(stack.base + "/api/v1/declarations", content=fresh_ceb621(),
-                        headers=XML)
+    no_key = httpx.post(stack.base + "/api/v1/declarations", content=fresh_ceb621(), headers=XML)
     assert no_key.status_code == 401
     with stack.client("swg_not_a_key") as client:
         assert submit(client, fresh_ceb621()).status_code == 401

@@ -16,8 +16,11 @@ def test_the_stack_stops_on_ctrl_c_and_restarts_with_everything_it_had(tmp_path)
     children = psutil.Process(first.proc.pid).children(recursive=True)
     assert len(children) >= 5  # redis, sandbox, gateway (+ its workers), relay, worker
     with first.client() as client:
-        accepted = client.post("/api/v1/declarations", content=fresh_ceb621(),
-                               headers={"Content-Type": "application/xml"}).json()
+        accepted = client.post(
+            "/api/v1/declarations",
+            content=fresh_ceb621(),
+            headers={"Content-Type": "application/xml"},
+        ).json()
         wait_for_status(client, accepted["id"], {"released"})
 
     os.killpg(first.proc.pid, signal.SIGINT)
@@ -31,8 +34,11 @@ def test_the_stack_stops_on_ctrl_c_and_restarts_with_everything_it_had(tmp_path)
         with second.client(first.api_key) as client:
             again = client.get(f"/api/v1/declarations/{accepted['id']}")
             assert again.status_code == 200 and again.json()["status"] == "released"
-            new = client.post("/api/v1/declarations", content=fresh_ceb621(),
-                              headers={"Content-Type": "application/xml"})
+            new = client.post(
+                "/api/v1/declarations",
+                content=fresh_ceb621(),
+                headers={"Content-Type": "application/xml"},
+            )
             assert new.status_code == 202
             wait_for_status(client, new.json()["id"], {"released"})
     finally:

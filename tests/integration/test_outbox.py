@@ -25,11 +25,13 @@ def _dispatch_ids(rt: Runtime) -> list[str]:
 
 
 def test_a_commit_whose_doorbell_never_rang_is_enqueued_by_the_relay(
-        settings: Settings, runtime: Runtime, org_id: str):
+    settings: Settings, runtime: Runtime, org_id: str
+):
     accepted = declare(runtime, org_id, fresh_ceb621(), "application/xml")
     (dispatch_id,) = _dispatch_ids(runtime)
-    queue = Queue(settings.queue_name, connection=redis_connection(settings),
-                  serializer=JSONSerializer)
+    queue = Queue(
+        settings.queue_name, connection=redis_connection(settings), serializer=JSONSerializer
+    )
     assert queue.count == 0  # the doorbell was a no-op: as if the process died after commit
 
     assert relay_once(settings) == 1
@@ -47,8 +49,9 @@ def test_a_dispatch_is_claimed_by_one_attempt_at_a_time(runtime: Runtime, org_id
     with runtime.engine.begin() as conn:
         first = repo.claim_dispatch(conn, dispatch_id, at, timedelta(seconds=30))
         second = repo.claim_dispatch(conn, dispatch_id, at, timedelta(seconds=30))
-        after_lease = repo.claim_dispatch(conn, dispatch_id, at + timedelta(seconds=31),
-                                          timedelta(seconds=30))
+        after_lease = repo.claim_dispatch(
+            conn, dispatch_id, at + timedelta(seconds=31), timedelta(seconds=30)
+        )
         stale_write = repo.finish_attempt(conn, dispatch_id, 1, state="sent")
         own_write = repo.finish_attempt(conn, dispatch_id, 2, state="sent")
     assert (first, second, after_lease) == (1, None, 2)
@@ -56,7 +59,8 @@ def test_a_dispatch_is_claimed_by_one_attempt_at_a_time(runtime: Runtime, org_id
 
 
 def test_an_unreachable_authority_means_retry_later_with_the_same_bytes(
-        runtime: Runtime, org_id: str):
+    runtime: Runtime, org_id: str
+):
     declare(runtime, org_id, fresh_ceb621(), "application/xml")
     (dispatch_id,) = _dispatch_ids(runtime)
     outcome = deliver(runtime, dispatch_id)  # nothing listens on the sandbox port

@@ -23,18 +23,33 @@ from signing import generate_test_identity, load_signing_key, sign_enveloped
 
 
 def _receipt(settings: Settings, guid: str, code: str, *, key=None, info: str = "ok") -> bytes:
-    root = inventory_return({"guid": guid, "copNo": "COP1", "preNo": "B20261123000000001",
-                             "invtNo": "46012026I000000001" if code != "2" else "",
-                             "returnStatus": code, "returnTime": f"20261123120000{code:0>3}",
-                             "returnInfo": info})
+    root = inventory_return(
+        {
+            "guid": guid,
+            "copNo": "COP1",
+            "preNo": "B20261123000000001",
+            "invtNo": "46012026I000000001" if code != "2" else "",
+            "returnStatus": code,
+            "returnTime": f"20261123120000{code:0>3}",
+            "returnInfo": info,
+        }
+    )
     sign_enveloped(root, key or load_signing_key(*sandbox_key_paths(settings, "customs")))
-    return build_envelope(Envelope("R-" + code, settings.customs_dxp_id,
-                                   (settings.demo_org_dxp_id,), "CEB622",
-                                   etree.tostring(root)))
+    return build_envelope(
+        Envelope(
+            "R-" + code,
+            settings.customs_dxp_id,
+            (settings.demo_org_dxp_id,),
+            "CEB622",
+            etree.tostring(root),
+        )
+    )
+
 
 def _declared(runtime: Runtime, org_id: str) -> tuple[str, str]:
     acc = declare(runtime, org_id, fresh_ceb621(), "application/xml")
     return acc.declarations[0].id, acc.declarations[0].doc_guid
+
 
 def _state(runtime: Runtime, declaration_id: str) -> tuple[str, list[str]]:
     with runtime.engine.connect() as conn:
@@ -43,8 +58,10 @@ def _state(runtime: Runtime, declaration_id: str) -> tuple[str, list[str]]:
     assert decl is not None
     return decl["status"], [f"{e['kind']}:{e['code']}" for e in events]
 
+
 def test_receipts_advance_the_declaration_and_a_duplicate_changes_nothing(
-        settings: Settings, runtime: Runtime, org_id: str):
+    settings: Settings, runtime: Runtime, org_id: str
+):
     did, guid = _declared(runtime, org_id)
     for code in ("2", "120", "800"):
         outcome = record_receipts(runtime, _receipt(settings, guid, code))
@@ -55,8 +72,10 @@ def test_receipts_advance_the_declaration_and_a_duplicate_changes_nothing(
     assert _state(runtime, did) == before
     assert before[0] == "released"
 
+
 def test_a_late_receipt_is_recorded_but_does_not_move_the_declaration_back(
-        settings: Settings, runtime: Runtime, org_id: str):
+    settings: Settings, runtime: Runtime, org_id: str
+):
     did, guid = _declared(runtime, org_id)
     record_receipts(runtime, _receipt(settings, guid, "800"))
     late = record_receipts(runtime, _receipt(settings, guid, "120"))
@@ -67,8 +86,10 @@ def test_a_late_receipt_is_recorded_but_does_not_move_the_declaration_back(
         decl = conn.execute(select(t.declarations)).mappings().one()
     assert decl["invt_no"] == "46012026I000000001"
 
+
 def test_a_rejection_carries_its_reason_to_the_broker(
-        settings: Settings, runtime: Runtime, org_id: str):
+    settings: Settings, runtime: Runtime, org_id: str
+):
     did, guid = _declared(runtime, org_id)
     record_receipts(runtime, _receipt(settings, guid, "100", info="订购人身份信息校验不通过"))
     with runtime.engine.connect() as conn:
@@ -76,16 +97,20 @@ def test_a_rejection_carries_its_reason_to_the_broker(
     assert _state(runtime, did)[0] == "rejected"
     assert row["code"] == "100" and "订购人身份信息校验不通过" in row["info"]
 
+
 def test_a_receipt_signed_by_an_unknown_key_is_refused_and_changes_nothing(
-        settings: Settings, runtime: Runtime, org_id: str, tmp_path):
+    settings: Settings, runtime: Runtime, org_id: str, tmp_path
+):
     did, guid = _declared(runtime, org_id)
     generate_test_identity("Impostor", tmp_path / "x.key", tmp_path / "x.crt")
-    forged = _receipt(settings, guid, "800", key=load_signing_key(tmp_path / "x.key",
-                                                                   tmp_path / "x.crt"))
+    forged = _receipt(
+        settings, guid, "800", key=load_signing_key(tmp_path / "x.key", tmp_path / "x.crt")
+    )
     with pytest.raises(ReceiptRejected) as err:
         record_receipts(runtime, forged)
     assert err.value.violations[0].code == "signature.untrusted"
     assert _state(runtime, did)[0] == "accepted"
+
 
 def test_a_tampered_receipt_is_refused(settings: Settings, runtime: Runtime, org_id: str):
     _did, guid = _declared(runtime, org_id)
@@ -99,9 +124,18 @@ def test_a_tampered_receipt_is_refused(settings: Settings, runtime: Runtime, org
         record_receipts(runtime, etree.tostring(env))
     assert err.value.violations[0].code == "signature.digest_mismatch"
 
+
 def test_a_receipt_from_an_unknown_sender_is_refused(settings: Settings, runtime: Runtime):
-    root = inventory_return({"guid": "X" * 36, "copNo": "C", "preNo": "B" * 18,
-                             "returnStatus": "2", "returnTime": "2" * 17, "returnInfo": "x"})
+    root = inventory_return(
+        {
+            "guid": "X" * 36,
+            "copNo": "C",
+            "preNo": "B" * 18,
+            "returnStatus": "2",
+            "returnTime": "2" * 17,
+            "returnInfo": "x",
+        }
+    )
     body = build_envelope(Envelope("R", "DXPUNKNOWN", ("x",), "CEB622", etree.tostring(root)))
     with pytest.raises(ReceiptRejected) as err:
         record_receipts(runtime, body)

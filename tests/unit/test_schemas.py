@@ -61,9 +61,15 @@ def test_registry_lists_the_three_message_types() -> None:
 def test_get_spec_describes_ceb621() -> None:
     spec = get_spec("CEB621")
     assert spec == MessageSpec(
-        type="CEB621", root="CEB621Message", namespace=CEB_NS,
-        xsd=CEB_SCHEMA_DIR / "CEB621.xsd", kind="declaration", document="Inventory",
-        head="InventoryHead", reply="CEB622", title="import inventory list",
+        type="CEB621",
+        root="CEB621Message",
+        namespace=CEB_NS,
+        xsd=CEB_SCHEMA_DIR / "CEB621.xsd",
+        kind="declaration",
+        document="Inventory",
+        head="InventoryHead",
+        reply="CEB622",
+        title="import inventory list",
     )
 
 
@@ -71,7 +77,11 @@ def test_receipts_have_no_head_or_reply() -> None:
     for name, document in (("CEB622", "InventoryReturn"), ("CEB900", "MessageReturn")):
         spec = get_spec(name)
         assert (spec.kind, spec.document, spec.head, spec.reply) == (
-            "receipt", document, None, None)
+            "receipt",
+            document,
+            None,
+            None,
+        )
 
 
 def test_get_spec_unknown_raises_key_error() -> None:
@@ -186,6 +196,7 @@ def _first(root: etree._Element, path: str) -> etree._Element:
 def set_text(path: str, text: str) -> Mutation:
     def mutate(root: etree._Element) -> None:
         _first(root, path).text = text
+
     return mutate
 
 
@@ -193,6 +204,7 @@ def delete(path: str) -> Mutation:
     def mutate(root: etree._Element) -> None:
         for el in root.xpath(path, namespaces=NS):
             el.getparent().remove(el)
+
     return mutate
 
 
@@ -202,6 +214,7 @@ def set_attr(name: str, value: str | None) -> Mutation:
             root.attrib.pop(name)
         else:
             root.set(name, value)
+
     return mutate
 
 
@@ -209,6 +222,7 @@ def swap_with_next(path: str) -> Mutation:
     def mutate(root: etree._Element) -> None:
         el = _first(root, path)
         el.addprevious(el.getnext())
+
     return mutate
 
 
@@ -216,15 +230,18 @@ def duplicate(path: str) -> Mutation:
     def mutate(root: etree._Element) -> None:
         el = _first(root, path)
         el.addnext(copy.deepcopy(el))
+
     return mutate
 
 
 def repeat_until(path: str, total: int) -> Mutation:
     """Copy the element at ``path`` until its parent holds ``total`` elements of its name."""
+
     def mutate(root: etree._Element) -> None:
         el = _first(root, path)
         while len(el.getparent().findall(el.tag)) < total:
             el.addnext(copy.deepcopy(el))
+
     return mutate
 
 
@@ -232,6 +249,7 @@ def insert_after(path: str, xml: str) -> Mutation:
     def mutate(root: etree._Element) -> None:
         new = etree.fromstring(xml.replace("NS", CEB_NS))
         _first(root, path).addnext(new)
+
     return mutate
 
 
@@ -239,12 +257,14 @@ def move_before(path: str, anchor: str) -> Mutation:
     def mutate(root: etree._Element) -> None:
         el = _first(root, path)
         _first(root, anchor).addprevious(el)
+
     return mutate
 
 
 def set_tail_text(path: str, text: str) -> Mutation:
     def mutate(root: etree._Element) -> None:
         _first(root, path).tail = text
+
     return mutate
 
 
@@ -252,6 +272,7 @@ def unqualify(path: str) -> Mutation:
     def mutate(root: etree._Element) -> None:
         el = _first(root, path)
         el.tag = etree.QName(el).localname
+
     return mutate
 
 
@@ -259,17 +280,24 @@ def both(*mutations: Mutation) -> Mutation:
     def mutate(root: etree._Element) -> None:
         for m in mutations:
             m(root)
+
     return mutate
 
 
 H = "c:Inventory[1]/c:InventoryHead"
 L = "c:Inventory[1]/c:InventoryList[1]"
-SUBSCRIBE = ('<c:BaseSubscribe xmlns:c="NS"><c:status>ALL</c:status><c:dxpMode>DXP</c:dxpMode>'
-             '<c:dxpAddress>DXPENT0000000001</c:dxpAddress></c:BaseSubscribe>')
-EXTEND = ('<c:ExtendMessage xmlns:c="NS"><c:name>x</c:name><c:version>1</c:version>'
-          '<c:Message><any><thing/></any></c:Message></c:ExtendMessage>')
-EXTEND_TWO = ('<c:ExtendMessage xmlns:c="NS"><c:name>x</c:name><c:version>1</c:version>'
-              '<c:Message><a/><b/></c:Message></c:ExtendMessage>')
+SUBSCRIBE = (
+    '<c:BaseSubscribe xmlns:c="NS"><c:status>ALL</c:status><c:dxpMode>DXP</c:dxpMode>'
+    "<c:dxpAddress>DXPENT0000000001</c:dxpAddress></c:BaseSubscribe>"
+)
+EXTEND = (
+    '<c:ExtendMessage xmlns:c="NS"><c:name>x</c:name><c:version>1</c:version>'
+    "<c:Message><any><thing/></any></c:Message></c:ExtendMessage>"
+)
+EXTEND_TWO = (
+    '<c:ExtendMessage xmlns:c="NS"><c:name>x</c:name><c:version>1</c:version>'
+    "<c:Message><a/><b/></c:Message></c:ExtendMessage>"
+)
 
 # (id, mutation, expected valid) on the official CEB621 sample (which carries a signature).
 CEB621_MUTATIONS: list[tuple[str, Mutation, bool]] = [
@@ -316,8 +344,7 @@ CEB621_MUTATIONS: list[tuple[str, Mutation, bool]] = [
     ("BaseTransfer-first", move_before("c:BaseTransfer", "c:Inventory[1]"), False),
     ("dxpMode-2-chars", set_text("c:BaseTransfer/c:dxpMode", "DX"), False),
     ("one-BaseSubscribe", insert_after("c:BaseTransfer", SUBSCRIBE), True),
-    ("six-BaseSubscribe",
-     both(*[insert_after("c:BaseTransfer", SUBSCRIBE)] * 6), False),
+    ("six-BaseSubscribe", both(*[insert_after("c:BaseTransfer", SUBSCRIBE)] * 6), False),
     ("ExtendMessage", insert_after("c:BaseTransfer", EXTEND), True),
     ("ExtendMessage-two-children", insert_after("c:BaseTransfer", EXTEND_TWO), False),
     ("text-in-Inventory", set_tail_text(H, "stray text"), False),
@@ -374,15 +401,17 @@ def _differential(sample: Path, spec: MessageSpec, mutate: Mutation, expected: b
     assert ours == expected
 
 
-@pytest.mark.parametrize(("mutate", "expected"),
-                         [pytest.param(m, e, id=i) for i, m, e in CEB621_MUTATIONS])
+@pytest.mark.parametrize(
+    ("mutate", "expected"), [pytest.param(m, e, id=i) for i, m, e in CEB621_MUTATIONS]
+)
 def test_ceb621_agrees_with_official(mutate: Mutation, expected: bool) -> None:
     """CEB621 samples keep their ds:Signature, which the official schema requires."""
     _differential(SAMPLES / "CEB621Message.xml", get_spec("CEB621"), mutate, expected)
 
 
-@pytest.mark.parametrize(("mutate", "expected"),
-                         [pytest.param(m, e, id=i) for i, m, e in CEB622_MUTATIONS])
+@pytest.mark.parametrize(
+    ("mutate", "expected"), [pytest.param(m, e, id=i) for i, m, e in CEB622_MUTATIONS]
+)
 def test_ceb622_agrees_with_official(mutate: Mutation, expected: bool) -> None:
     """CEB622 samples carry no signature, as the official receipt schema demands."""
     _differential(SAMPLES / "CEB622Message.xml", get_spec("CEB622"), mutate, expected)
@@ -430,8 +459,9 @@ CEB900_MUTATIONS: list[tuple[str, Mutation, bool]] = [
 ]
 
 
-@pytest.mark.parametrize(("mutate", "expected"),
-                         [pytest.param(m, e, id=i) for i, m, e in CEB900_MUTATIONS])
+@pytest.mark.parametrize(
+    ("mutate", "expected"), [pytest.param(m, e, id=i) for i, m, e in CEB900_MUTATIONS]
+)
 def test_ceb900_agrees_with_official(mutate: Mutation, expected: bool) -> None:
     root = _ceb900()
     mutate(root)

@@ -49,12 +49,16 @@ TRANSFER = """<BaseTransfer><copCode>1105910159</copCode><copName>Broker</copNam
 def ceb621(documents: int = 2, lines: int = 2) -> bytes:
     """An unsigned, valid CEB621 with one element per line of text, in the default ns."""
     body = "".join(
-        "<Inventory>\n" + HEAD.format(guid=GUID, n=n)
-        + "".join(LINE.format(g=g) for g in range(1, lines + 1)) + "\n</Inventory>\n"
+        "<Inventory>\n"
+        + HEAD.format(guid=GUID, n=n)
+        + "".join(LINE.format(g=g) for g in range(1, lines + 1))
+        + "\n</Inventory>\n"
         for n in range(1, documents + 1)
     )
-    return (f'<CEB621Message xmlns="{CEB_NS}" guid="{GUID}" version="1.0">\n'
-            f"{body}{TRANSFER}\n</CEB621Message>").encode()
+    return (
+        f'<CEB621Message xmlns="{CEB_NS}" guid="{GUID}" version="1.0">\n'
+        f"{body}{TRANSFER}\n</CEB621Message>"
+    ).encode()
 
 
 def broken(mutate: Callable[[bytes], bytes], **kw: int) -> etree._Element:
@@ -64,12 +68,14 @@ def broken(mutate: Callable[[bytes], bytes], **kw: int) -> etree._Element:
 
 def nth_replace(old: str, new: str, n: int) -> Callable[[bytes], bytes]:
     """Replace only the n-th (1-based) occurrence of ``old``."""
+
     def mutate(data: bytes) -> bytes:
         text = data.decode()
         start = -1
         for _ in range(n):
             start = text.index(old, start + 1)
-        return (text[:start] + new + text[start + len(old):]).encode()
+        return (text[:start] + new + text[start + len(old) :]).encode()
+
     return mutate
 
 
@@ -148,8 +154,7 @@ def test_short_gcode_in_second_line() -> None:
 
 
 def test_single_document_and_line_still_carry_indexes() -> None:
-    root = broken(nth_replace("<gname>Goods 1</gname>", "<gname></gname>", 1),
-                  documents=1, lines=1)
+    root = broken(nth_replace("<gname>Goods 1</gname>", "<gname></gname>", 1), documents=1, lines=1)
     [v] = schema_violations(root, get_spec("CEB621"))
     assert v.path == "/CEB621Message/Inventory[1]/InventoryList[1]/gname"
     assert v.code == "schema.min_length"
@@ -202,9 +207,13 @@ def test_unknown_element() -> None:
 
 def test_element_out_of_order() -> None:
     root = broken(nth_replace("<ebpName>Platform</ebpName>", "", 1))
-    root = parse_xml(etree.tostring(root).replace(
-        b"<ebpCode>1101110325</ebpCode>", b"<ebpName>P</ebpName><ebpCode>1101110325</ebpCode>",
-        1))
+    root = parse_xml(
+        etree.tostring(root).replace(
+            b"<ebpCode>1101110325</ebpCode>",
+            b"<ebpName>P</ebpName><ebpCode>1101110325</ebpCode>",
+            1,
+        )
+    )
     [v] = schema_violations(root, get_spec("CEB621"))
     assert v.path == "/CEB621Message/Inventory[1]/InventoryHead/ebpName"
     assert v.code == "schema.unexpected_element"
@@ -212,7 +221,7 @@ def test_element_out_of_order() -> None:
 
 def test_duplicate_head() -> None:
     data = ceb621(documents=1, lines=1).decode()
-    head = data[data.index("<InventoryHead>"):data.index("</InventoryHead>") + 16]
+    head = data[data.index("<InventoryHead>") : data.index("</InventoryHead>") + 16]
     root = parse_xml(data.replace(head, head + head).encode())
     [v] = schema_violations(root, get_spec("CEB621"))
     assert v.path == "/CEB621Message/Inventory[1]/InventoryHead[2]"
@@ -255,15 +264,20 @@ def test_attributes() -> None:
 def test_attribute_value() -> None:
     root = broken(lambda d: d.replace(b'version="1.0"', b'version="12345678901"', 1))
     [v] = schema_violations(root, get_spec("CEB621"))
-    assert (v.path, v.code, v.value) == ("/CEB621Message/@version", "schema.max_length",
-                                         "12345678901")
+    assert (v.path, v.code, v.value) == (
+        "/CEB621Message/@version",
+        "schema.max_length",
+        "12345678901",
+    )
 
 
 def test_not_a_number() -> None:
     root = broken(nth_replace("<gnum>2</gnum>", "<gnum>two</gnum>", 1))
     [v] = schema_violations(root, get_spec("CEB621"))
-    assert (v.path, v.code) == ("/CEB621Message/Inventory[1]/InventoryList[2]/gnum",
-                                "schema.integer")
+    assert (v.path, v.code) == (
+        "/CEB621Message/Inventory[1]/InventoryList[2]/gnum",
+        "schema.integer",
+    )
     root = broken(nth_replace("<qty>1</qty>", "<qty>lots</qty>", 1))
     [v] = schema_violations(root, get_spec("CEB621"))
     assert v.code == "schema.decimal"
@@ -271,8 +285,7 @@ def test_not_a_number() -> None:
 
 
 def test_long_values_are_clipped() -> None:
-    root = broken(nth_replace("<ebpName>Platform</ebpName>", f"<ebpName>{'x' * 5000}</ebpName>",
-                              1))
+    root = broken(nth_replace("<ebpName>Platform</ebpName>", f"<ebpName>{'x' * 5000}</ebpName>", 1))
     [v] = schema_violations(root, get_spec("CEB621"))
     assert v.code == "schema.max_length"
     assert v.message == "ebpName must be at most 100 characters; got 5000."
@@ -283,13 +296,16 @@ def test_long_values_are_clipped() -> None:
 
 def test_receipt_paths_index_the_document_only() -> None:
     guid = GUID
-    ret = (f"<InventoryReturn><guid>{guid}</guid><copNo>c1</copNo>"
-           "<preNo>B20160512000001882</preNo><returnStatus>2</returnStatus>"
-           "<returnTime>20160512102646001</returnTime><returnInfo>ok</returnInfo>"
-           "</InventoryReturn>")
+    ret = (
+        f"<InventoryReturn><guid>{guid}</guid><copNo>c1</copNo>"
+        "<preNo>B20160512000001882</preNo><returnStatus>2</returnStatus>"
+        "<returnTime>20160512102646001</returnTime><returnInfo>ok</returnInfo>"
+        "</InventoryReturn>"
+    )
     bad = ret.replace("<preNo>B20160512000001882</preNo>", "<preNo>B2016</preNo>")
-    data = (f'<CEB622Message xmlns="{CEB_NS}" guid="{guid}" version="1.0">'
-            f"{ret}{bad}</CEB622Message>").encode()
+    data = (
+        f'<CEB622Message xmlns="{CEB_NS}" guid="{guid}" version="1.0">{ret}{bad}</CEB622Message>'
+    ).encode()
     root = parse_xml(data)
     [v] = schema_violations(root, detect(root))
     assert v.path == "/CEB622Message/InventoryReturn[2]/preNo"
@@ -298,10 +314,12 @@ def test_receipt_paths_index_the_document_only() -> None:
 
 
 def test_ceb900_missing_field() -> None:
-    data = (f'<CEB900Message xmlns="{CEB_NS}" guid="{GUID}" version="1.0"><MessageReturn>'
-            f"<guid>{GUID}</guid><returnStatus>-1</returnStatus><returnInfo/>"
-            "<returnTime>20240102030405006</returnTime><oriCopMsgId/>"
-            "<oriMessageType>CEB621Message</oriMessageType></MessageReturn></CEB900Message>")
+    data = (
+        f'<CEB900Message xmlns="{CEB_NS}" guid="{GUID}" version="1.0"><MessageReturn>'
+        f"<guid>{GUID}</guid><returnStatus>-1</returnStatus><returnInfo/>"
+        "<returnTime>20240102030405006</returnTime><oriCopMsgId/>"
+        "<oriMessageType>CEB621Message</oriMessageType></MessageReturn></CEB900Message>"
+    )
     root = parse_xml(data.encode())
     [v] = schema_violations(root, detect(root))
     assert v.path == "/CEB900Message/MessageReturn[1]/oriBizMessage"
@@ -332,8 +350,12 @@ def test_every_violation_has_a_sentence_and_a_schema_code() -> None:
 
 def test_concurrent_failures_keep_their_own_errors() -> None:
     """lxml keeps the error log on the schema object; each thread must see only its own."""
-    docs = {n: broken(nth_replace("<gcode>8541401000</gcode>", "<gcode>1</gcode>", n),
-                      documents=4, lines=2) for n in range(1, 9)}
+    docs = {
+        n: broken(
+            nth_replace("<gcode>8541401000</gcode>", "<gcode>1</gcode>", n), documents=4, lines=2
+        )
+        for n in range(1, 9)
+    }
     results: dict[int, list[str]] = {}
 
     def work(n: int) -> None:
