@@ -34,9 +34,49 @@ class MessageSpec:
 
 # type, kind, document element, head element, reply type, title
 _ROWS: tuple[tuple[str, str, str | None, str | None, str | None, str], ...] = (
+    # import (进口), declarant -> authority
+    ("CEB311", "declaration", "Order", "OrderHead", "CEB312", "import order"),
+    ("CEB411", "declaration", "Payment", "PaymentHead", "CEB412", "import payment"),
+    ("CEB511", "declaration", "Logistics", "LogisticsHead", "CEB512", "import waybill"),
+    ("CEB513", "declaration", "LogisticsStatus", None, "CEB514", "waybill status"),
     ("CEB621", "declaration", "Inventory", "InventoryHead", "CEB622", "import inventory list"),
+    ("CEB623", "declaration", "InvtCancel", None, "CEB624", "inventory cancel application"),
+    ("CEB625", "declaration", "InvtRefund", "InvtRefundHead", "CEB626", "return application"),
+    ("CEB711", "declaration", "Delivery", "DeliveryHead", "CEB712",
+     "bonded-warehouse receipt (1210)"),
+    # import, authority -> gateway
+    ("CEB312", "receipt", "OrderReturn", None, None, "import order receipt"),
+    ("CEB412", "receipt", "PaymentReturn", None, None, "import payment receipt"),
+    ("CEB512", "receipt", "LogisticsReturn", None, None, "import waybill receipt"),
+    ("CEB514", "receipt", "LogisticsStatusReturn", None, None, "waybill status receipt"),
     ("CEB622", "receipt", "InventoryReturn", None, None, "import inventory list receipt"),
+    ("CEB624", "receipt", "InvtCancelReturn", None, None, "inventory cancel receipt"),
+    ("CEB626", "receipt", "InvtRefundReturn", None, None, "return application receipt"),
+    ("CEB712", "receipt", "DeliveryReturn", None, None, "bonded-warehouse receipt reply"),
+    ("CEB816", "receipt", "Tax", "TaxHeadRd", None, "electronic tax bill"),
+    ("CEB818", "receipt", "Tax", "TaxHeadStatus", None, "tax bill status"),
     ("CEB900", "receipt", "MessageReturn", None, None, "format-error receipt"),
+    # export (出口), declarant -> authority
+    ("CEB303", "declaration", "Order", "OrderHead", "CEB304", "export order"),
+    ("CEB403", "declaration", "Receipts", None, "CEB404", "export payment receipt"),
+    ("CEB505", "declaration", "Logistics", None, "CEB506", "export waybill"),
+    ("CEB507", "declaration", "Arrival", "ArrivalHead", "CEB508", "export arrival at port"),
+    ("CEB509", "declaration", "Departure", "DepartureHead", "CEB510", "export departure"),
+    ("CEB603", "declaration", "Inventory", "InventoryHead", "CEB604", "export inventory list"),
+    ("CEB605", "declaration", "InvtCancel", None, "CEB606", "export cancel application"),
+    ("CEB701", "declaration", "SummaryApply", "SummaryApplyHead", "CEB702",
+     "export summary application"),
+    # export, authority -> gateway
+    ("CEB304", "receipt", "OrderReturn", None, None, "export order receipt"),
+    ("CEB404", "receipt", "ReceiptsReturn", None, None, "export payment receipt reply"),
+    ("CEB506", "receipt", "LogisticsReturn", None, None, "export waybill receipt"),
+    ("CEB508", "receipt", "ArrivalReturn", None, None, "export arrival receipt"),
+    ("CEB510", "receipt", "DepartureReturn", None, None, "export departure receipt"),
+    ("CEB604", "receipt", "InventoryReturn", None, None, "export inventory list receipt"),
+    ("CEB606", "receipt", "InvtCancelReturn", None, None, "export cancel receipt"),
+    ("CEB702", "receipt", "SummaryReturn", None, None, "export summary receipt"),
+    ("CEB792", "receipt", "SummaryResult", "SummaryResultHead", None,
+     "export summary result"),
 )
 
 

@@ -34,6 +34,7 @@ class Violation:
     message: str
     line: int | None = None
     value: str | None = None
+    message_zh: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The ``errors[]`` entry of a problem document."""
@@ -43,6 +44,8 @@ class Violation:
             "code": self.code,
             "message": self.message,
         }
+        if self.message_zh is not None:
+            out["message_zh"] = self.message_zh
         if self.value is not None:
             out["value"] = self.value
         return out

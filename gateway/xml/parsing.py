@@ -25,8 +25,16 @@ class ParseLimits:
 DEFAULT_LIMITS = ParseLimits()
 
 
+class _NoExternalResources(etree.Resolver):  # type: ignore[misc]
+    """Answer every external lookup (DTD, parameter entity) with nothing: libxml2 would
+    otherwise open local files even with load_dtd=False and resolve_entities=False."""
+
+    def resolve(self, url: str, pubid: str, context: object) -> object:
+        return self.resolve_string("", context)
+
+
 def _make_parser() -> etree.XMLParser:
-    return etree.XMLParser(
+    parser = etree.XMLParser(
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
@@ -35,6 +43,8 @@ def _make_parser() -> etree.XMLParser:
         remove_blank_text=False,
         collect_ids=False,
     )
+    parser.resolvers.add(_NoExternalResources())
+    return parser
 
 
 def parse_xml(data: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> etree._Element:
@@ -54,9 +64,20 @@ def parse_xml(data: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> etree._Eleme
     except etree.XMLSyntaxError as exc:
         line = exc.lineno if exc.lineno else None
         msg = str(exc.msg or exc)
-        code = "xml.encoding" if "encoding" in msg.lower() else "xml.malformed"
-        if "Detected an entity reference loop" in msg or "amplification" in msg:
-            code = "xml.entity_expansion"
+        # NULs where text should be: UTF-16 (or another wide encoding) read as UTF-8.
+        wrong_width = "Char 0x0 out of allowed range" in msg and b"\x00" in data[:4]
+        code = "xml.encoding" if "encoding" in msg.lower() or wrong_width else "xml.malformed"
+        if "entity reference loop" in msg or "amplification" in msg:
+            raise ForbiddenXml(
+                "DOCTYPE declarations are not accepted (they enable entity attacks).",
+                violations=[Violation("/", "xml.doctype_forbidden", msg, line=line)],
+            ) from None
+        if "Excessive depth" in msg:
+            raise ForbiddenXml(
+                f"The document is nested deeper than {limits.max_depth} levels.",
+                violations=[Violation("/", "xml.too_deep", "nesting exceeds the depth limit",
+                                      line=line)],
+            ) from None
         raise MalformedXml(
             f"The body is not well-formed XML: {msg}",
             violations=[Violation("/", code, msg, line=line)],
@@ -78,8 +99,7 @@ def _refuse_forbidden_constructs(root: etree._Element, limits: ParseLimits) -> N
             "DOCTYPE declarations are not accepted (they enable entity attacks).",
             violations=[Violation("/", "xml.doctype_forbidden", "a DOCTYPE is present", line=1)],
         )
-    sibling = root.getprevious()
-    while sibling is not None:
+    for sibling in [*root.itersiblings(preceding=True), *root.itersiblings()]:
         if isinstance(sibling, etree._ProcessingInstruction):
             raise ForbiddenXml(
                 "Processing instructions are not accepted.",
@@ -92,7 +112,6 @@ def _refuse_forbidden_constructs(root: etree._Element, limits: ParseLimits) -> N
                     )
                 ],
             )
-        sibling = sibling.getprevious()
     # XPath in C: is there any element deeper than the limit?
     if root.xpath(f"boolean(/*{'/*' * limits.max_depth})"):
         raise ForbiddenXml(
