@@ -186,3 +186,28 @@ def example(documents: int) -> None:
     from gateway.examples import fresh_ceb621
 
     sys.stdout.buffer.write(fresh_ceb621(documents))
+
+
+@cli.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def validate_cmd(files: tuple[Path, ...], as_json: bool) -> None:
+    """Validate CEB XML files or ZIPs of them offline (the same report as the API)."""
+    from gateway.services.validate import validate_upload
+    from gateway.xml.parsing import ParseLimits
+
+    s = load_settings()
+    limits = ParseLimits(max_bytes=s.max_body_bytes, max_depth=s.max_xml_depth)
+    reports = [r for f in files for r in validate_upload(str(f), f.read_bytes(), limits)]
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in reports], ensure_ascii=False, indent=2))
+    for r in [] if as_json else reports:
+        if r.valid:
+            click.echo(f"{r.name}: valid {r.message_type} ({r.documents} document(s))")
+            continue
+        click.echo(f"{r.name}: {r.status} {r.title}")
+        for e in r.errors:
+            where = f"{e.path}" + (f" (line {e.line})" if e.line else "")
+            zh = f" / {e.message_zh}" if e.message_zh else ""
+            click.echo(f"  {where}: [{e.code}] {e.message}{zh}")
+    sys.exit(0 if all(r.valid for r in reports) else 1)

@@ -12,6 +12,9 @@ from gateway.domain.statuses import DeclarationStatus, Phase
 from gateway.persistence import repository as repo
 from gateway.services.declare import Accepted, declare
 from gateway.services.runtime import Runtime
+from gateway.xml.json_codec import xml_to_json
+from gateway.xml.parsing import parse_xml
+from schemas.registry import get_spec
 
 bp = Blueprint("declarations", __name__, url_prefix="/api/v1/declarations")
 
@@ -29,6 +32,7 @@ def _links(declaration_id: str) -> dict[str, str]:
     return {
         "self": url_for("declarations.get_one", declaration_id=declaration_id),
         "signed": url_for("declarations.signed", declaration_id=declaration_id),
+        "message": url_for("declarations.message", declaration_id=declaration_id),
     }
 
 
@@ -138,6 +142,20 @@ def signed(declaration_id: str) -> Response:
         msg = repo.get_message(conn, decl["message_id"])
     assert msg is not None
     return Response(msg["signed_xml"], mimetype="application/xml")
+
+
+@bp.get("/<declaration_id>/message")
+def message(declaration_id: str) -> Response:
+    """The declared message as accepted (before signing): XML, or JSON when Accept asks."""
+    decl = _owned(declaration_id)
+    with _rt().engine.connect() as conn:
+        msg = repo.get_message(conn, decl["message_id"])
+    assert msg is not None
+    wants = request.accept_mimetypes.best_match(["application/xml", "application/json"])
+    if wants != "application/json":
+        return Response(msg["raw_xml"], mimetype="application/xml")
+    root = parse_xml(msg["raw_xml"], _rt().limits)
+    return jsonify(xml_to_json(root, get_spec(msg["type"])))
 
 
 @bp.get("")

@@ -34,7 +34,7 @@ class RuleViolation:
     """A broken rule: where (``line`` None = head), which field, why in two languages."""
 
     code: str
-    field: str
+    field: str  # "" when the rule is about the whole document
     message: str
     message_zh: str
     value: str | None = None
@@ -68,6 +68,12 @@ def id_card_problem(number: str) -> str | None:
     return None
 
 
+def mask_id(number: str) -> str:
+    """Personal data: show only the region prefix and the last four characters."""
+    n = number.strip()
+    return n[:6] + "*" * max(0, len(n) - 10) + n[-4:] if len(n) > 10 else "*" * len(n)
+
+
 def _id_cards(doc: DocumentView) -> Iterator[RuleViolation]:
     for type_field, number_field, who_zh in (
         ("buyerIdType", "buyerIdNumber", "订购人"),
@@ -82,7 +88,7 @@ def _id_cards(doc: DocumentView) -> Iterator[RuleViolation]:
                     number_field,
                     f"{number_field} is not a valid resident ID card number: it {problem}.",
                     f"{who_zh}身份证号码不正确（18位，末位为校验码）。",
-                    number,
+                    mask_id(number),
                 )
 
 
@@ -185,7 +191,7 @@ def _single_transaction_limit(doc: DocumentView) -> Iterator[RuleViolation]:
     if total > SINGLE_TRANSACTION_LIMIT and not single_item:
         yield RuleViolation(
             "limit.single_transaction",
-            "totalPrice",
+            "",
             f"The goods total {total} CNY exceeds the 5,000 CNY single-transaction limit for "
             "cross-border retail imports (only a single indivisible item may exceed it).",
             "商品总价超过跨境电商零售进口单次交易限值5000元（单件不可分割商品除外）。",

@@ -15,15 +15,12 @@ from typing import Any
 from lxml import etree
 from sqlalchemy.exc import IntegrityError
 
-from gateway.domain.documents import DocumentKeys, duplicate_guids
+from gateway.domain.documents import DocumentKeys
 from gateway.domain.errors import (
-    BusinessRuleViolation,
     DuplicateDeclaration,
     IdempotencyKeyReused,
-    SchemaInvalid,
     SigningFailed,
     UnknownMessageType,
-    UnsupportedMediaType,
     Violation,
 )
 from gateway.domain.routing import routes_for
@@ -31,14 +28,11 @@ from gateway.domain.statuses import DeclarationStatus, Phase
 from gateway.persistence import repository as repo
 from gateway.persistence.ids import new_id
 from gateway.services.runtime import Runtime
-from gateway.xml.documents import extract_documents, message_guid
-from gateway.xml.parsing import parse_xml
-from gateway.xml.validation import detect, schema_violations
+from gateway.services.validate import body_format, check_body
+from gateway.xml.documents import message_guid
 from schemas.registry import MessageSpec
 from signing.errors import SignatureError
 from signing.xmldsig import remove_signature, sign_enveloped
-
-XML_MEDIA_TYPES = {"application/xml", "text/xml"}
 
 
 @dataclass(frozen=True)
@@ -58,20 +52,6 @@ class Accepted:
     guid: str
     declarations: list[DeclarationRef]
     replayed: bool = False
-
-
-def _check_media_type(content_type: str) -> None:
-    media = content_type.split(";")[0].strip().lower()
-    if media in XML_MEDIA_TYPES or media.endswith("+xml"):
-        return
-    raise UnsupportedMediaType(
-        f"Content-Type {media or '(none)'} is not accepted; send application/xml.",
-        violations=[
-            Violation(
-                "/", "media_type.unsupported", "use Content-Type: application/xml for a CEB message"
-            )
-        ],
-    )
 
 
 def _replay(rt: Runtime, org_id: str, key: str, body_hash: str) -> Accepted | None:
@@ -103,24 +83,6 @@ def _accepted_from_db(conn: Any, message_id: str, *, replayed: bool) -> Accepted
         [DeclarationRef(d["id"], d["position"], d["doc_guid"], d["status"]) for d in decls],
         replayed=replayed,
     )
-
-
-def _business_checks(spec: MessageSpec, docs: list[DocumentKeys]) -> None:
-    violations = [
-        Violation(
-            f"/{spec.root}/{spec.document}[{later.position}]/{spec.head}/guid",
-            "document.duplicate_guid",
-            f"guid {later.guid} is already used by {spec.document}[{first.position}] "
-            "in this message; every document needs its own guid",
-            value=later.guid,
-        )
-        for first, later in duplicate_guids(docs)
-    ]
-    if violations:
-        raise BusinessRuleViolation(
-            f"{len(violations)} document(s) in this message repeat a guid.",
-            violations=violations,
-        )
 
 
 def _check_not_declared(conn: Any, spec: MessageSpec, guid: str, docs: list[DocumentKeys]) -> None:
@@ -177,14 +139,14 @@ def declare(
     rt: Runtime, org_id: str, body: bytes, content_type: str, idempotency_key: str | None = None
 ) -> Accepted:
     """Accept one CEB message (1..100 documents), or raise a GatewayError saying why not."""
-    _check_media_type(content_type)
+    fmt = body_format(content_type)
     body_hash = hashlib.sha256(body).hexdigest()
     if idempotency_key:
         replay = _replay(rt, org_id, idempotency_key, body_hash)
         if replay is not None:
             return replay
-    root = parse_xml(body, rt.limits)
-    spec = detect(root)
+    checked = check_body(body, fmt, rt.limits)
+    root, spec, docs = checked.root, checked.spec, checked.documents
     if spec.kind != "declaration":
         raise UnknownMessageType(
             f"{spec.type} is a receipt, not a declaration; authorities send receipts to "
@@ -197,18 +159,12 @@ def declare(
                 )
             ],
         )
-    violations = schema_violations(root, spec)
-    if violations:
-        raise SchemaInvalid(
-            f"The {spec.type} message has {len(violations)} schema violation(s).",
-            violations=violations,
-        )
-    docs = extract_documents(root, spec)
-    _business_checks(spec, docs)
+    checked.raise_if_invalid()
     signed = _sign(rt, root)
     guid = message_guid(root)
     try:
-        return _store(rt, org_id, spec, root, body, body_hash, signed, guid, docs, idempotency_key)
+        raw = body if fmt == "xml" else etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+        return _store(rt, org_id, spec, root, raw, body_hash, signed, guid, docs, idempotency_key)
     except IntegrityError:
         # A concurrent twin won the race: answer as the loser of a duplicate would.
         if idempotency_key:

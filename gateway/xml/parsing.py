@@ -75,8 +75,9 @@ def parse_xml(data: bytes, limits: ParseLimits = DEFAULT_LIMITS) -> etree._Eleme
         if "Excessive depth" in msg:
             raise ForbiddenXml(
                 f"The document is nested deeper than {limits.max_depth} levels.",
-                violations=[Violation("/", "xml.too_deep", "nesting exceeds the depth limit",
-                                      line=line)],
+                violations=[
+                    Violation("/", "xml.too_deep", "nesting exceeds the depth limit", line=line)
+                ],
             ) from None
         raise MalformedXml(
             f"The body is not well-formed XML: {msg}",

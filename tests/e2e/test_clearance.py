@@ -133,8 +133,24 @@ def test_bad_requests_get_specific_problems_never_a_500(stack: Stack):
                 415,
                 "message.not_a_declaration",
             ),
-            "json": (
+            "json of no message": (
                 client.post("/api/v1/declarations", json={"a": 1}),
+                415,
+                "message.unknown_type",
+            ),
+            "broken json": (
+                client.post(
+                    "/api/v1/declarations",
+                    content=b'{"CEB621Message": ',
+                    headers={"Content-Type": "application/json"},
+                ),
+                400,
+                "json.malformed",
+            ),
+            "text": (
+                client.post(
+                    "/api/v1/declarations", content=b"hello", headers={"Content-Type": "text/plain"}
+                ),
                 415,
                 "media_type.unsupported",
             ),
