@@ -15,6 +15,32 @@ class DocumentKeys:
     logistics_no: str | None = None
     cop_no: str | None = None
     codes: tuple[str, ...] = field(default_factory=tuple)
+    app_type: str = "1"
+    business_key: str | None = None
+
+
+# The fields that identify a business document across messages (DESIGN.md §3: orderNo per
+# platform, logisticsNo per logistics company, an inventory by its declarant's own number).
+BUSINESS_KEY_FIELDS: dict[str, tuple[str, ...]] = {
+    "CEB311": ("ebpCode", "orderNo"),
+    "CEB303": ("ebpCode", "orderNo"),
+    "CEB411": ("payCode", "payTransactionId"),
+    "CEB511": ("logisticsCode", "logisticsNo"),
+    "CEB505": ("logisticsCode", "logisticsNo"),
+    "CEB621": ("agentCode", "copNo"),
+    "CEB603": ("agentCode", "copNo"),
+}
+
+
+def business_key(message_type: str, head: dict[str, str]) -> str | None:
+    """``type:value|value`` for types with a business key, when every part is present."""
+    names = BUSINESS_KEY_FIELDS.get(message_type)
+    if not names:
+        return None
+    values = [head.get(n, "").strip() for n in names]
+    if not all(values):
+        return None
+    return f"{message_type}:" + "|".join(values)
 
 
 def duplicate_guids(documents: list[DocumentKeys]) -> list[tuple[DocumentKeys, DocumentKeys]]:

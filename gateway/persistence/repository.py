@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 
 from gateway.persistence import tables as t
@@ -114,6 +114,32 @@ def find_declarations_by_guid(
             )
         ).mappings()
     )
+
+
+def find_active_by_business_keys(conn: Connection, keys: Sequence[str]) -> list[RowMapping]:
+    """Declarations still open (not rejected or cancelled) under these business keys."""
+    if not keys:
+        return []
+    return list(
+        conn.execute(
+            select(
+                t.declarations.c.id, t.declarations.c.business_key, t.declarations.c.status
+            ).where(
+                t.declarations.c.business_key.in_(keys),
+                t.declarations.c.status.not_in(("rejected", "cancelled")),
+            )
+        ).mappings()
+    )
+
+
+def max_phase(conn: Connection, declaration_id: str) -> int:
+    """The furthest phase any authority has reached for a declaration."""
+    value = conn.execute(
+        select(func.max(t.authority_statuses.c.phase)).where(
+            t.authority_statuses.c.declaration_id == declaration_id
+        )
+    ).scalar()
+    return int(value or 0)
 
 
 def declarations_of_message(conn: Connection, message_id: str) -> list[RowMapping]:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData(
@@ -82,6 +83,8 @@ declarations = Table(
     Column("order_no", String(60)),
     Column("logistics_no", String(60)),
     Column("cop_no", String(30)),
+    Column("business_key", String(200)),
+    Column("app_type", String(1), nullable=False, server_default="1"),
     Column("pre_no", String(30)),
     Column("invt_no", String(30)),
     Column("codes", JSON, nullable=False),
@@ -91,6 +94,15 @@ declarations = Table(
     UniqueConstraint("type", "doc_guid"),
     Index("ix_declarations_org_created", "org_id", "created_at"),
     Index("ix_declarations_message", "message_id"),
+    Index("ix_declarations_business_key", "business_key"),
+    # Declare once: one open (not rejected, not cancelled) declaration per business key.
+    Index(
+        "uq_declarations_open_business_key",
+        "business_key",
+        unique=True,
+        sqlite_where=text("status NOT IN ('rejected', 'cancelled')"),
+        postgresql_where=text("status NOT IN ('rejected', 'cancelled')"),
+    ),
 )
 
 authority_statuses = Table(

@@ -15,8 +15,9 @@ from typing import Any
 from lxml import etree
 from sqlalchemy.exc import IntegrityError
 
-from gateway.domain.documents import DocumentKeys
+from gateway.domain.documents import BUSINESS_KEY_FIELDS, DocumentKeys
 from gateway.domain.errors import (
+    BusinessRuleViolation,
     DuplicateDeclaration,
     IdempotencyKeyReused,
     SigningFailed,
@@ -125,6 +126,72 @@ def _check_not_declared(conn: Any, spec: MessageSpec, guid: str, docs: list[Docu
         )
 
 
+def _doc_path(spec: MessageSpec, doc: DocumentKeys, field: str) -> str:
+    head = f"/{spec.head}" if spec.head else ""
+    return f"/{spec.root}/{spec.document}[{doc.position}]{head}/{field}"
+
+
+def _check_business_keys(conn: Any, spec: MessageSpec, docs: list[DocumentKeys]) -> dict[str, str]:
+    """Declare once by business key: a new document must be new, a change (appType 2) or
+    deletion (3) must follow an earlier one not yet accepted by customs (120). Returns the
+    declarations that changes supersede, by business key."""
+    keys = [d.business_key for d in docs if d.business_key]
+    active = {r["business_key"]: r for r in repo.find_active_by_business_keys(conn, keys)}
+    duplicates, refused, superseded = [], [], {}
+    for doc in docs:
+        prior = active.get(doc.business_key) if doc.business_key else None
+        field = BUSINESS_KEY_FIELDS[spec.type][-1] if doc.business_key else "guid"
+        if doc.app_type == "1" and prior is not None:
+            duplicates.append((doc, prior))
+        elif doc.app_type in ("2", "3") and prior is None:
+            refused.append(
+                Violation(
+                    _doc_path(spec, doc, "appType"),
+                    "rule.change.unknown",
+                    f"appType {doc.app_type} changes or deletes an earlier declaration, but none "
+                    f"with this {field} is open.",
+                    value=doc.app_type,
+                    message_zh="变更/删除的单证不存在或已结束。",
+                )
+            )
+        elif doc.app_type in ("2", "3") and prior is not None:
+            if repo.max_phase(conn, prior["id"]) >= Phase.STORED:
+                refused.append(
+                    Violation(
+                        _doc_path(spec, doc, "appType"),
+                        "rule.change.after_acceptance",
+                        f"{prior['id']} was already accepted by customs (120): a change is allowed "
+                        "only before acceptance; cancel it with CEB623 instead.",
+                        value=doc.app_type,
+                        message_zh="海关已审结（120）的单证不能变更，请申请撤销（CEB623）。",
+                    )
+                )
+            else:
+                superseded[prior["id"]] = doc.business_key or ""
+    if duplicates:
+        raise DuplicateDeclaration(
+            f"{len(duplicates)} document(s) in this message were already declared.",
+            violations=[
+                Violation(
+                    _doc_path(spec, d, BUSINESS_KEY_FIELDS[spec.type][-1]),
+                    "document.duplicate_business_key",
+                    f"already declared as {p['id']} (send appType 2 to change it)",
+                    value=(d.business_key or "").split(":", 1)[-1],
+                )
+                for d, p in duplicates
+            ],
+            extra={
+                "existing_declaration_id": duplicates[0][1]["id"],
+                "existing_declaration_ids": [p["id"] for _d, p in duplicates],
+            },
+        )
+    if refused:
+        raise BusinessRuleViolation(
+            f"{len(refused)} change(s) cannot be applied.", violations=refused
+        )
+    return superseded
+
+
 def _sign(rt: Runtime, root: etree._Element) -> bytes:
     signed = etree.fromstring(etree.tostring(root))  # a private copy to sign
     remove_signature(signed)
@@ -173,6 +240,7 @@ def declare(
                 return replay
         with rt.engine.connect() as conn:
             _check_not_declared(conn, spec, guid, docs)
+            _check_business_keys(conn, spec, docs)
         raise
 
 
@@ -208,6 +276,8 @@ def _store(
                 order_no=doc.order_no,
                 logistics_no=doc.logistics_no,
                 cop_no=doc.cop_no,
+                business_key=doc.business_key,
+                app_type=doc.app_type,
                 codes=list(doc.codes),
                 routes=routes,
                 created_at=at,
@@ -251,6 +321,23 @@ def _store(
     ]
     with rt.engine.begin() as conn:
         _check_not_declared(conn, spec, guid, docs)
+        superseded = _check_business_keys(conn, spec, docs)
+        # Supersede first: the partial unique index allows one open declaration per key.
+        for old_id in superseded:
+            repo.update_declaration(conn, old_id, status=DeclarationStatus.CANCELLED.value)
+            repo.insert_events(
+                conn,
+                [
+                    dict(
+                        declaration_id=old_id,
+                        at=at,
+                        kind="superseded",
+                        source="gateway",
+                        status="cancelled",
+                        info=f"replaced by a change in message {message_id}",
+                    )
+                ],
+            )
         repo.insert_message(
             conn,
             id=message_id,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from gateway.domain.documents import DocumentKeys
+from gateway.domain.documents import DocumentKeys, business_key
 from gateway.domain.errors import Violation
 from gateway.domain.rules import DocumentView, check_document
 from schemas.registry import CEB_NS, MessageSpec
@@ -35,6 +35,7 @@ def extract_documents(root: etree._Element, spec: MessageSpec) -> list[DocumentK
         head = doc.find(f"{_Q}{spec.head}") if spec.head else doc
         if head is None:
             continue
+        fields = _fields(head)
         codes = {c for c in (_text(head, f) for f in PARTY_FIELDS) if c}
         if cop_code and cop_code.strip():
             codes.add(cop_code.strip())
@@ -46,6 +47,8 @@ def extract_documents(root: etree._Element, spec: MessageSpec) -> list[DocumentK
                 logistics_no=_text(head, "logisticsNo"),
                 cop_no=_text(head, "copNo"),
                 codes=tuple(sorted(codes)),
+                app_type=fields.get("appType", "1") or "1",
+                business_key=business_key(spec.type, fields),
             )
         )
     return docs

@@ -1,0 +1,97 @@
+"""Declare once: a business document is declared once; a change only before acceptance."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from gateway.domain.errors import BusinessRuleViolation, DuplicateDeclaration
+from gateway.examples import fresh_ceb621
+from gateway.persistence import repository as repo
+from gateway.services.declare import declare
+from gateway.services.receipts import record_receipts
+from gateway.services.runtime import Runtime
+from gateway.settings import Settings
+from tests.integration.test_receipts import _receipt
+
+
+def _inventory(cop_no: str, app_type: str = "1") -> bytes:
+    text = fresh_ceb621().decode()
+    text = re.sub(r"<ceb:copNo>[^<]*</ceb:copNo>", f"<ceb:copNo>{cop_no}</ceb:copNo>", text)
+    text = text.replace("<ceb:appType>1</ceb:appType>", f"<ceb:appType>{app_type}</ceb:appType>")
+    return text.encode()
+
+
+def _status(runtime: Runtime, declaration_id: str) -> str:
+    with runtime.engine.connect() as conn:
+        row = repo.get_declaration(conn, declaration_id)
+    assert row is not None
+    return str(row["status"])
+
+
+def test_the_same_inventory_in_a_new_message_is_a_duplicate(runtime: Runtime, org_id: str):
+    first = declare(runtime, org_id, _inventory("COP-A"), "application/xml")
+    with pytest.raises(DuplicateDeclaration) as err:
+        declare(runtime, org_id, _inventory("COP-A"), "application/xml")
+    assert err.value.violations[0].code == "document.duplicate_business_key"
+    assert err.value.violations[0].path == "/CEB621Message/Inventory[1]/InventoryHead/copNo"
+    assert err.value.extra["existing_declaration_id"] == first.declarations[0].id
+
+
+def test_a_change_before_acceptance_supersedes_the_original(runtime: Runtime, org_id: str):
+    first = declare(runtime, org_id, _inventory("COP-B"), "application/xml")
+    change = declare(runtime, org_id, _inventory("COP-B", app_type="2"), "application/xml")
+    assert change.declarations[0].status == "accepted"
+    assert _status(runtime, first.declarations[0].id) == "cancelled"
+    with runtime.engine.connect() as conn:
+        kinds = [e["kind"] for e in repo.events_of(conn, first.declarations[0].id)]
+    assert kinds[-1] == "superseded"
+
+
+def test_a_change_after_customs_accepted_is_refused(settings: Settings, runtime: Runtime,
+                                                     org_id: str):
+    first = declare(runtime, org_id, _inventory("COP-C"), "application/xml")
+    record_receipts(runtime, _receipt(settings, first.declarations[0].doc_guid, "120"))
+    with pytest.raises(BusinessRuleViolation) as err:
+        declare(runtime, org_id, _inventory("COP-C", app_type="2"), "application/xml")
+    assert err.value.violations[0].code == "rule.change.after_acceptance"
+    assert "CEB623" in err.value.violations[0].message
+    assert _status(runtime, first.declarations[0].id) == "under_review"
+
+
+def test_a_change_of_nothing_is_refused(runtime: Runtime, org_id: str):
+    with pytest.raises(BusinessRuleViolation) as err:
+        declare(runtime, org_id, _inventory("COP-NONE", app_type="2"), "application/xml")
+    assert err.value.violations[0].code == "rule.change.unknown"
+
+
+def test_after_a_rejection_the_document_may_be_declared_again(settings: Settings,
+                                                              runtime: Runtime, org_id: str):
+    first = declare(runtime, org_id, _inventory("COP-D"), "application/xml")
+    record_receipts(runtime, _receipt(settings, first.declarations[0].doc_guid, "100"))
+    again = declare(runtime, org_id, _inventory("COP-D"), "application/xml")
+    assert again.declarations[0].status == "accepted"
+
+
+def test_concurrent_twins_are_declared_once(runtime: Runtime, org_id: str):
+    import threading
+
+    bodies = [_inventory("COP-RACE") for _ in range(6)]
+    outcomes: list[str] = []
+    barrier = threading.Barrier(len(bodies))
+
+    def submit(body: bytes) -> None:
+        barrier.wait()
+        try:
+            declare(runtime, org_id, body, "application/xml")
+            outcomes.append("accepted")
+        except DuplicateDeclaration:
+            outcomes.append("duplicate")
+
+    threads = [threading.Thread(target=submit, args=(b,)) for b in bodies]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sorted(outcomes) == ["accepted"] + ["duplicate"] * 5
