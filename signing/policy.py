@@ -1,4 +1,10 @@
-"""Which XML-DSig algorithms we produce and accept, named so configuration can pick one."""
+"""Which XML-DSig algorithms we produce and accept, named so configuration can pick one.
+
+Policies are chosen per counterparty in configuration (there is no global switch):
+sm2-sm3 (every e-port key card since 2022 and the official 2022-05 samples), rsa-sha256,
+rsa-sha1-legacy (old cards: verify, and sign where a counterparty still requires it) and
+ecdsa-sha256 (P-256). `default_policy_for_key_type` gives a new organisation's default.
+"""
 
 from __future__ import annotations
 
@@ -37,6 +43,9 @@ class SignaturePolicy:
     c14n: str
     allowed_signature_methods: frozenset[str]
     allowed_digest_methods: frozenset[str]
+    # How an SM2 SignatureValue is written: "raw" r||s (64 bytes) or "der" (GM/T 0009).
+    # Verification accepts both. Ignored by the other methods.
+    sm2_signature_encoding: str = "raw"
 
 
 RSA_SHA256 = SignaturePolicy(
@@ -66,9 +75,29 @@ RSA_SHA1_LEGACY = SignaturePolicy(
     allowed_digest_methods=frozenset({SHA1}),
 )
 
+SM2_SM3 = SignaturePolicy(
+    name="sm2-sm3",
+    signature_method=SM2_SM3_URI,
+    digest_method=SM3,
+    c14n=C14N,
+    allowed_signature_methods=frozenset({SM2_SM3_URI}),
+    allowed_digest_methods=frozenset({SM3}),
+)
+
 POLICIES: dict[str, SignaturePolicy] = {
-    p.name: p for p in (RSA_SHA256, ECDSA_SHA256, RSA_SHA1_LEGACY)
+    p.name: p for p in (SM2_SM3, RSA_SHA256, ECDSA_SHA256, RSA_SHA1_LEGACY)
 }
+
+_DEFAULT_FOR_KEY_TYPE = {"sm2": SM2_SM3, "rsa": RSA_SHA256, "ec": ECDSA_SHA256}
+
+
+def default_policy_for_key_type(key_type: str) -> SignaturePolicy:
+    """The policy a new organisation gets for its key: SM2 -> sm2-sm3, RSA -> rsa-sha256,
+    EC P-256 -> ecdsa-sha256 (legacy RSA-SHA1 is only ever chosen explicitly)."""
+    try:
+        return _DEFAULT_FOR_KEY_TYPE[key_type]
+    except KeyError:
+        raise ValueError(f"no default signature policy for key type {key_type!r}") from None
 
 
 def policy_by_name(name: str) -> SignaturePolicy:

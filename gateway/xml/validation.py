@@ -62,6 +62,12 @@ _HINTS: dict[str, str] = {
     "portCode": "a customs code",
     "preNo": "B + YYYYMMDD + 9 digits",
     "invtNo": "an inventory number",
+    "payTime": "YYYYMMDDhhmmss",
+    "logisticsTime": "YYYYMMDDhhmmss",
+    "consigneeDistrict": "a 6-digit administrative area code",
+    "buyerIdNumber": "an ID number",
+    "payerIdNumber": "an ID number",
+    "taxNo": "the tax bill number",
 }
 
 _SEGMENT = re.compile(r"^(?:(?P<prefix>[^:\[\]]+):)?(?P<name>[^:\[\]]+)(?:\[(?P<index>\d+)\])?$")
@@ -80,7 +86,7 @@ def detect(root: etree._Element) -> MessageSpec:
     spec = find_spec(qname.namespace, qname.localname)
     if spec is not None:
         return spec
-    known = ", ".join(s.root for s in all_specs())
+    known = ", ".join(s.type for s in all_specs() if s.kind == "declaration")
     message = _unknown_root_message(qname, known)
     raise UnknownMessageType(
         message,
@@ -109,7 +115,7 @@ def _unknown_root_message(qname: etree.QName, known: str) -> str:
             f"{expected!r}. Known message types: {known}."
         )
     where = f" (namespace {_clip(qname.namespace)!r})" if qname.namespace else ""
-    return f"The root element {name}{where} is not a known message. Known message types: {known}."
+    return f"The root element {name}{where} is not a known message. Declarable types: {known}."
 
 
 # ------------------------------------------------------------------------ validate
@@ -220,7 +226,7 @@ def _content_violation(where: _Where, message: str, spec: MessageSpec) -> Violat
     if "Missing child element" in message:
         if node is not None and _only_repeats(node, expected):
             expected = _xmlschema_expected(node, spec) or expected
-        return _missing_violation(where, expected, inside=True)
+        return _missing_violation(where, _required_first(node, expected, spec), inside=True)
     if node is None:
         return Violation(where.path, "schema.unexpected_element", _plain(message), where.line)
     qname = etree.QName(node)
@@ -235,7 +241,8 @@ def _content_violation(where: _Where, message: str, spec: MessageSpec) -> Violat
             where.line,
         )
     if expected and not _any_later(node, expected):
-        return _missing_violation(where, expected, inside=False)
+        return _missing_violation(where, _required_first(node.getparent(), expected, spec),
+                                  inside=False)
     earlier = _same_name_before(node)
     if earlier and qname.localname not in wanted_names:
         return Violation(
@@ -280,6 +287,32 @@ def _missing_violation(
         f"{parent_name} is missing a required element: expected one of {_names(expected)}.",
         where.line,
     )
+
+
+def _required_first(parent: etree._Element | None, expected: list[tuple[str, str]],
+                    spec: MessageSpec) -> list[tuple[str, str]]:
+    """libxml2 lists optional candidates before the missing required one ("expected one of
+    batchNumbers, consignee"); keep only the required ones when the schema says which."""
+    if parent is None or len(expected) < 2:
+        return expected
+    required = _required_children(parent, spec)
+    kept = [e for e in expected if e[1] in required]
+    return kept or expected
+
+
+def _required_children(node: etree._Element, spec: MessageSpec) -> set[str]:
+    """Names of the children the schema requires under ``node`` (failure path only)."""
+    steps = [etree.QName(a) for a in reversed([node, *node.iterancestors()])]
+    if any(q.namespace != spec.namespace for q in steps):
+        return set()
+    path = "/".join(f"ceb:{q.localname}" for q in steps)
+    try:
+        xsd = _xmlschema_for(spec).find(path, namespaces={"ceb": spec.namespace})
+        content = xsd.type.content if xsd is not None else None
+        return {c.local_name for c in content.iter_elements() if c.min_occurs >= 1} \
+            if content is not None else set()
+    except (AttributeError, xmlschema.XMLSchemaException):
+        return set()
 
 
 def _only_repeats(node: etree._Element, expected: list[tuple[str, str]]) -> bool:
@@ -348,7 +381,8 @@ def _value_violation(where: _Where, kind: str, message: str) -> Violation:
     if kind.startswith(_FIXED_PREFIX):
         code, text = "schema.fixed_value", f"{name} must be exactly {limit}{hint}; got {shown!r}"
     elif kind == "SCHEMAV_CVC_LENGTH_VALID":
-        code, text = "schema.length", f"{name} must be exactly {limit} characters{hint}{got}"
+        unit = "character" if limit == "1" else "characters"
+        code, text = "schema.length", f"{name} must be exactly {limit} {unit}{hint}{got}"
     elif kind == "SCHEMAV_CVC_MAXLENGTH_VALID":
         code, text = "schema.max_length", f"{name} must be at most {limit} characters{hint}{got}"
     elif kind == "SCHEMAV_CVC_MINLENGTH_VALID":

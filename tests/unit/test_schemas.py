@@ -54,8 +54,12 @@ def _official_schema() -> etree.XMLSchema:
 # ------------------------------------------------------------------------ registry
 
 
-def test_registry_lists_the_three_message_types() -> None:
-    assert [s.type for s in all_specs()] == ["CEB621", "CEB622", "CEB900"]
+def test_registry_lists_every_message_type_once_and_each_declaration_has_its_reply() -> None:
+    types = [s.type for s in all_specs()]
+    assert len(types) == len(set(types)) and {"CEB621", "CEB622", "CEB900"} <= set(types)
+    for spec in all_specs():
+        if spec.kind == "declaration":
+            assert spec.reply in types and get_spec(spec.reply).kind == "receipt", spec.type
 
 
 def test_get_spec_describes_ceb621() -> None:
