@@ -15,6 +15,8 @@ from lxml import etree
 CEB_NS = "http://www.chinaport.gov.cn/ceb"
 SCHEMA_DIR = pathlib.Path(__file__).resolve().parent
 CEB_SCHEMA_DIR = SCHEMA_DIR / "ceb"
+PORT_NS = "urn:single-window:port:1"
+PORT_SCHEMA_DIR = SCHEMA_DIR / "port"
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,26 @@ def _ceb_spec(row: tuple[str, str, str | None, str | None, str | None, str]) -> 
     )
 
 
-_SPECS: dict[str, MessageSpec] = {spec.type: spec for spec in map(_ceb_spec, _ROWS)}
+# Port messages are ours (schemas/port): type, root, kind, title. "port-out" goes from the
+# gateway to the port, "port-in" comes from the port.
+_PORT_ROWS: tuple[tuple[str, str, str, str], ...] = (
+    ("PortManifest", "Manifest", "port-out", "manifest to the port"),
+    ("PortRelease", "Release", "port-out", "release to the port (once per consignment)"),
+    ("PortArrival", "Arrival", "port-in", "arrival at the port (运抵)"),
+    ("PortGateOut", "GateOut", "port-in", "gate-out from the terminal"),
+)
+
+
+def _port_spec(row: tuple[str, str, str, str]) -> MessageSpec:
+    type_, root, kind, title = row
+    return MessageSpec(type=type_, root=root, namespace=PORT_NS,
+                       xsd=PORT_SCHEMA_DIR / f"{root}.xsd", kind=kind, document="Consignment",
+                       head=None, reply=None, title=title)
+
+
+_SPECS: dict[str, MessageSpec] = {
+    spec.type: spec for spec in [*map(_ceb_spec, _ROWS), *map(_port_spec, _PORT_ROWS)]
+}
 _BY_ROOT: dict[tuple[str, str], MessageSpec] = {
     (spec.namespace, spec.root): spec for spec in _SPECS.values()
 }
