@@ -132,14 +132,19 @@ def _client_base() -> str:
 )
 @click.option("--url", default=None, help="Gateway base URL.")
 def submit(files: tuple[Path, ...], key: str, url: str | None) -> None:
-    """Submit CEB XML files; prints the gateway's answer for each."""
+    """Submit CEB messages (.xml, or .json of the same document); prints each answer."""
     base = url or _client_base()
     failed = False
     for path in files:
         resp = httpx.post(
             f"{base}/api/v1/declarations",
             content=path.read_bytes(),
-            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/xml"},
+            headers={
+                "Authorization": f"Bearer {key}",
+                "Content-Type": "application/json"
+                if path.suffix.lower() == ".json"
+                else "application/xml",
+            },
             timeout=30,
         )
         click.echo(

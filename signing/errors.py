@@ -10,11 +10,13 @@ One exception class, `SignatureError`; its `code` is one of:
   than one Reference, transforms other than enveloped-signature (+ C14N 1.0), ds:Object,
   ds:RetrievalMethod.
 - signature.algorithm: canonicalization, signature or digest method unknown or not allowed by
-  the policy (SM2/SM3 are recognised but not supported yet).
+  the policy.
 - signature.key_mismatch: the SignatureMethod needs another key type than the certificate (or
   signing key) has; e.g. the official samples name SM2/SM3 but embed an RSA certificate.
 - signature.certificate: the embedded certificate is missing or cannot be parsed.
 - signature.untrusted: the certificate is not in the trust store nor issued by a trusted CA.
+- signature.unregistered: the certificate is trusted, but its key is not one registered for
+  the sender (verify_enveloped's `registered_keys`).
 - signature.expired: the certificate (or its CA) is not valid at the verification time.
 - signature.invalid: SignatureValue does not verify over SignedInfo with the certificate key.
 - signature.digest_mismatch: SignedInfo is authentic but the message content was changed.
@@ -31,6 +33,7 @@ INVALID = "signature.invalid"
 CERTIFICATE = "signature.certificate"
 UNTRUSTED = "signature.untrusted"
 EXPIRED = "signature.expired"
+UNREGISTERED = "signature.unregistered"
 KEY_MISMATCH = "signature.key_mismatch"
 
 CODES: frozenset[str] = frozenset(
@@ -44,6 +47,7 @@ CODES: frozenset[str] = frozenset(
         CERTIFICATE,
         UNTRUSTED,
         EXPIRED,
+        UNREGISTERED,
         KEY_MISMATCH,
     }
 )

@@ -189,7 +189,9 @@ def signing_key_from(
 ) -> SigningKey:
     """Check that key and certificate belong together and precompute the KeyInfo values."""
     if _public_der(private_key.public_key()) != certificate_spki(certificate):
-        raise SignatureError(KEY_MISMATCH, f"{source}: the private key does not match the certificate")
+        raise SignatureError(
+            KEY_MISMATCH, f"{source}: the private key does not match the certificate"
+        )
     return SigningKey(
         private_key=private_key,
         certificate=certificate,

@@ -250,8 +250,10 @@ def _ec_private_from_sec1(der: bytes, start: int, end: int, curve_known: bool) -
     for tag, c_start, c_end in items[2:]:
         if tag == 0xA0:
             inner = _children(der, c_start, c_end)
-            curve_ok = bool(inner) and inner[0][0] == 0x06 and (
-                _decode_oid(der[inner[0][1] : inner[0][2]]) == SM2_CURVE_OID
+            curve_ok = (
+                bool(inner)
+                and inner[0][0] == 0x06
+                and (_decode_oid(der[inner[0][1] : inner[0][2]]) == SM2_CURVE_OID)
             )
     if not curve_ok:
         raise SM2Error("EC private key is not on the SM2 curve")
@@ -264,7 +266,7 @@ def load_sm2_private_key_pem(pem: bytes) -> SM2PrivateKey:
     if not match:
         raise SM2Error("no PEM block")
     label, der = match.group(1).decode(), base64.b64decode(b"".join(match.group(2).split()))
-    tag, start, end, _ = _read_tlv(der, 0)
+    _, start, end, _ = _read_tlv(der, 0)
     if label == "EC PRIVATE KEY":
         return _ec_private_from_sec1(der, start, end, curve_known=False)
     if label != "PRIVATE KEY":
@@ -368,7 +370,9 @@ def encode_signature_value(raw: bytes, encoding: str) -> bytes:
     if encoding == "raw":
         return raw
     if encoding == "der":
-        return encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+        return encode_dss_signature(
+            int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+        )
     raise SM2Error(f"unknown SM2 signature encoding {encoding!r}")
 
 
@@ -413,7 +417,8 @@ def build_sm2_self_signed(
         encipher_only=False,
         decipher_only=False,
     )
-    ski = hashes.Hash(hashes.SHA1())  # RFC 5280 method 1 key identifier, not a signature
+    # RFC 5280 method 1 key identifier: an identifier, not a security use of SHA-1.
+    ski = hashes.Hash(hashes.SHA1())  # noqa: S303
     ski.update(private_key.public_key().point)
     extensions = [
         (x509.BasicConstraints(ca=ca, path_length=0 if ca else None), True),
@@ -422,8 +427,11 @@ def build_sm2_self_signed(
     ]
     ext_der = _seq(
         *(
-            _seq(_oid(ext.oid.dotted_string), _tlv(0x01, b"\xff") if critical else b"",
-                 _octets(ext.public_bytes()))
+            _seq(
+                _oid(ext.oid.dotted_string),
+                _tlv(0x01, b"\xff") if critical else b"",
+                _octets(ext.public_bytes()),
+            )
             for ext, critical in extensions
         )
     )

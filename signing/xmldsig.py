@@ -2,6 +2,14 @@
 
 Scope is deliberately narrow (that is what makes it safe): one Signature, last child of the
 document element, one Reference with URI="" and the enveloped-signature transform.
+
+Signing is always our lean signer (the hot path, and the only one that does SM2/SM3); it
+signs through any `KeyProvider` (PEM, PKCS#12, PKCS#11 token). Verification runs our
+structural checks first (wrapping, algorithms against the policy, certificate, trust, the
+sender's registered keys), then the cryptographic check: by default signxml for RSA and
+ECDSA (the maintained library's defences on hostile input), our own code for SM2/SM3,
+which signxml does not know. `engine="lean"` verifies RSA/ECDSA with our own code too.
+Whatever the engine, failures are SignatureError with the codes of signing.errors.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ import copy
 import datetime as dt
 import functools
 import hmac
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -19,12 +28,12 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import (
-    decode_dss_signature,
     encode_dss_signature,
 )
 from cryptography.x509.oid import PublicKeyAlgorithmOID
 from lxml import etree
 
+from signing import sm2
 from signing.errors import (
     ALGORITHM,
     CERTIFICATE,
@@ -33,23 +42,23 @@ from signing.errors import (
     KEY_MISMATCH,
     MALFORMED,
     MISSING,
+    UNREGISTERED,
     WRAPPING,
     SignatureError,
 )
-from signing.keys import SigningKey, TrustStore, serial_hex
+from signing.keys import (
+    KEY_TYPE_NAMES,
+    METHODS,
+    KeyProvider,
+    TrustStore,
+    certificate_spki,
+    serial_hex,
+)
 from signing.policy import (
     C14N,
-    ECDSA_SHA1_URI,
-    ECDSA_SHA256_URI,
-    ECDSA_SHA384_URI,
-    ECDSA_SHA512_URI,
     ENVELOPED,
     EXC_C14N,
-    RSA_SHA1_URI,
     RSA_SHA256,
-    RSA_SHA256_URI,
-    RSA_SHA384_URI,
-    RSA_SHA512_URI,
     SHA1,
     SHA256,
     SHA384,
@@ -68,22 +77,10 @@ _DIGESTS: dict[str, type[hashes.HashAlgorithm]] = {
     SHA256: hashes.SHA256,
     SHA384: hashes.SHA384,
     SHA512: hashes.SHA512,
+    SM3: hashes.SM3,
 }
 
-# signature method URI -> (key family, hash)
-_METHODS: dict[str, tuple[str, type[hashes.HashAlgorithm] | None]] = {
-    RSA_SHA1_URI: ("rsa", hashes.SHA1),
-    RSA_SHA256_URI: ("rsa", hashes.SHA256),
-    RSA_SHA384_URI: ("rsa", hashes.SHA384),
-    RSA_SHA512_URI: ("rsa", hashes.SHA512),
-    ECDSA_SHA1_URI: ("ec", hashes.SHA1),
-    ECDSA_SHA256_URI: ("ec", hashes.SHA256),
-    ECDSA_SHA384_URI: ("ec", hashes.SHA384),
-    ECDSA_SHA512_URI: ("ec", hashes.SHA512),
-    SM2_SM3_URI: ("ec", None),
-}
-
-_KEY_FAMILY_NAMES = {"rsa": "RSA", "ec": "EC (ECDSA/SM2)"}
+ENGINES = ("signxml", "lean")
 
 # Re-parsing our own canonical bytes: no DTD, no entities, no network.
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
@@ -222,17 +219,10 @@ def _digest(method: str, data: bytes) -> bytes:
     return hasher.finalize()
 
 
-def _key_family(key: object) -> str:
-    """'rsa' or 'ec' for a cryptography key object, else its type name."""
-    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
-        return "rsa"
-    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
-        return "ec"
-    return type(key).__name__
-
-
 def _cert_key_family(cert: x509.Certificate) -> str:
-    """Key family from the SubjectPublicKeyInfo OID, so SM2 keys are classified without loading."""
+    """Key type from the SubjectPublicKeyInfo, so SM2 keys are classified without loading."""
+    if sm2.is_sm2_certificate(cert):
+        return "sm2"
     oid = cert.public_key_algorithm_oid
     if oid == PublicKeyAlgorithmOID.RSAES_PKCS1_v1_5:
         return "rsa"
@@ -243,10 +233,12 @@ def _cert_key_family(cert: x509.Certificate) -> str:
 
 def _describe_cert_key(cert: x509.Certificate) -> str:
     """E.g. 'RSA-1024' for messages about a mismatched key."""
+    if _cert_key_family(cert) == "sm2":
+        return "SM2"
     try:
         key = cert.public_key()
     except (UnsupportedAlgorithm, ValueError):
-        return _KEY_FAMILY_NAMES.get(_cert_key_family(cert), _cert_key_family(cert))
+        return KEY_TYPE_NAMES.get(_cert_key_family(cert), _cert_key_family(cert))
     if isinstance(key, rsa.RSAPublicKey):
         return f"RSA-{key.key_size}"
     if isinstance(key, ec.EllipticCurvePublicKey):
@@ -255,24 +247,6 @@ def _describe_cert_key(cert: x509.Certificate) -> str:
 
 
 # --------------------------------------------------------------------------- signing
-
-
-def _raw_sign(private_key: object, method: str, data: bytes) -> bytes:
-    """One raw signature over canonical SignedInfo (ECDSA as r||s per XML-DSig 1.1)."""
-    family, hash_cls = _METHODS[method]
-    if hash_cls is None:
-        raise SignatureError(ALGORITHM, f"signing with {method} is not supported")
-    if family == "rsa" and isinstance(private_key, rsa.RSAPrivateKey):
-        return private_key.sign(data, padding.PKCS1v15(), hash_cls())
-    if family == "ec" and isinstance(private_key, ec.EllipticCurvePrivateKey):
-        r, s = decode_dss_signature(private_key.sign(data, ec.ECDSA(hash_cls())))
-        size = (private_key.curve.key_size + 7) // 8
-        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
-    raise SignatureError(
-        KEY_MISMATCH,
-        f"signature method {method} needs a {_KEY_FAMILY_NAMES[family]} key, "
-        f"but the signing key is {_key_family(private_key)}",
-    )
 
 
 def _sub(
@@ -285,7 +259,7 @@ def _sub(
 
 
 def _build_signature(
-    root: etree._Element, key: SigningKey, policy: SignaturePolicy, digest_b64: str
+    root: etree._Element, key: KeyProvider, policy: SignaturePolicy, digest_b64: str
 ) -> tuple[etree._Element, etree._Element, etree._Element]:
     """Append the ds:Signature skeleton; returns (Signature, SignedInfo, SignatureValue)."""
     signature = etree.SubElement(root, SIGNATURE_TAG, nsmap={"ds": DS_NS})
@@ -311,35 +285,40 @@ def _check_signing_policy(policy: SignaturePolicy) -> None:
         raise SignatureError(ALGORITHM, f"canonicalization {policy.c14n} is not supported")
     if policy.digest_method not in _DIGESTS:
         raise SignatureError(ALGORITHM, f"digest method {policy.digest_method} is not supported")
-    if _METHODS.get(policy.signature_method, ("", None))[1] is None:
+    if policy.signature_method not in METHODS:
         raise SignatureError(
             ALGORITHM, f"signature method {policy.signature_method} is not supported for signing"
         )
 
 
 def sign_enveloped(
-    root: etree._Element, key: SigningKey, policy: SignaturePolicy = RSA_SHA256
+    root: etree._Element, key: KeyProvider, policy: SignaturePolicy = RSA_SHA256
 ) -> etree._Element:
-    """Sign the whole document in place: append ds:Signature as the last child of root."""
+    """Sign the whole document in place: append ds:Signature as the last child of root.
+
+    `key` is any KeyProvider: a SigningKey (PEM / PKCS#12) or a PKCS#11 token key."""
     _require_document_element(root)
     if next(root.iter(SIGNATURE_TAG), None) is not None:
         raise SignatureError(
             MALFORMED, "document already contains a ds:Signature; remove it before re-signing"
         )
     _check_signing_policy(policy)
-    family = _METHODS[policy.signature_method][0]
-    if _key_family(key.private_key) != family:
+    family = METHODS[policy.signature_method][0]
+    if key.key_type != family:
         raise SignatureError(
             KEY_MISMATCH,
             f"policy {policy.name} signs with {policy.signature_method}, which needs a "
-            f"{_KEY_FAMILY_NAMES[family]} key, but the signing key is "
-            f"{_key_family(key.private_key)}",
+            f"{KEY_TYPE_NAMES[family]} key, but the signing key is "
+            f"{KEY_TYPE_NAMES.get(key.key_type, key.key_type)}",
         )
     digest = _digest(policy.digest_method, _canonical_document(root.getroottree()))
     signature, signed_info, signature_value = _build_signature(root, key, policy, _b64(digest))
     try:
         data = _canonical_signed_info(signed_info, policy.c14n)
-        signature_value.text = _b64(_raw_sign(key.private_key, policy.signature_method, data))
+        value = key.sign(data, policy.signature_method)
+        if family == "sm2":
+            value = sm2.encode_signature_value(value, policy.sm2_signature_encoding)
+        signature_value.text = _b64(value)
     except BaseException:
         root.remove(signature)
         raise
@@ -537,20 +516,16 @@ def _parse_certificate(text: str) -> x509.Certificate:
 
 def _check_signature_method(method: str, cert: x509.Certificate, policy: SignaturePolicy) -> None:
     """Known method, matching the certificate's key, and allowed by the policy (in that order)."""
-    if method not in _METHODS:
+    if method not in METHODS:
         raise SignatureError(ALGORITHM, f"unknown signature method {method}")
-    family = _METHODS[method][0]
+    family = METHODS[method][0]
     cert_family = _cert_key_family(cert)
     if cert_family != family:
-        expected = "an SM2" if method == SM2_SM3_URI else f"an {_KEY_FAMILY_NAMES[family]}"
         raise SignatureError(
             KEY_MISMATCH,
-            f"SignatureMethod {method} requires {expected} key, but the embedded certificate "
-            f"(serial {serial_hex(cert)}) carries an {_describe_cert_key(cert)} key",
-        )
-    if method == SM2_SM3_URI:
-        raise SignatureError(
-            ALGORITHM, f"SM2/SM3 signatures are not supported by policy {policy.name}"
+            f"SignatureMethod {method} requires an {KEY_TYPE_NAMES[family]} key, but the "
+            f"embedded certificate (serial {serial_hex(cert)}) carries an "
+            f"{_describe_cert_key(cert)} key",
         )
     if method not in policy.allowed_signature_methods:
         raise SignatureError(
@@ -559,9 +534,7 @@ def _check_signature_method(method: str, cert: x509.Certificate, policy: Signatu
 
 
 def _check_digest_method(method: str, policy: SignaturePolicy) -> None:
-    """Digest must be one the policy allows (SM3 is recognised but not supported yet)."""
-    if method == SM3:
-        raise SignatureError(ALGORITHM, f"SM3 digests are not supported by policy {policy.name}")
+    """Digest must be known and one the policy allows."""
     if method not in _DIGESTS:
         raise SignatureError(ALGORITHM, f"unknown digest method {method}")
     if method not in policy.allowed_digest_methods:
@@ -572,12 +545,14 @@ def _check_digest_method(method: str, policy: SignaturePolicy) -> None:
 
 def _raw_verify(cert: x509.Certificate, method: str, signature: bytes, data: bytes) -> None:
     """Check SignatureValue over canonical SignedInfo with the certificate's key."""
+    if method == SM2_SM3_URI:
+        _sm2_verify(cert, signature, data)
+        return
     try:
         public_key = cert.public_key()
     except (UnsupportedAlgorithm, ValueError) as exc:
         raise SignatureError(CERTIFICATE, f"unsupported certificate key: {exc}") from exc
-    hash_cls = _METHODS[method][1]
-    assert hash_cls is not None
+    hash_cls = METHODS[method][1]
     try:
         if isinstance(public_key, rsa.RSAPublicKey):
             public_key.verify(signature, data, padding.PKCS1v15(), hash_cls())
@@ -589,6 +564,22 @@ def _raw_verify(cert: x509.Certificate, method: str, signature: bytes, data: byt
         raise SignatureError(
             INVALID, "the signature value does not verify over SignedInfo with the embedded key"
         ) from None
+
+
+def _sm2_verify(cert: x509.Certificate, signature: bytes, data: bytes) -> None:
+    """SM2 with SM3 and the standard user id; SignatureValue raw r||s or DER."""
+    try:
+        public_key = sm2.sm2_public_key(cert)
+    except sm2.SM2Error as exc:
+        raise SignatureError(CERTIFICATE, f"unusable SM2 certificate key: {exc}") from exc
+    try:
+        raw = sm2.decode_signature_value(signature)
+    except sm2.SM2Error as exc:
+        raise SignatureError(INVALID, str(exc)) from exc
+    if not public_key.verify(raw, data):
+        raise SignatureError(
+            INVALID, "the signature value does not verify over SignedInfo with the embedded key"
+        )
 
 
 def _ecdsa_der(public_key: ec.EllipticCurvePublicKey, raw: bytes) -> bytes:
@@ -609,14 +600,38 @@ def _signed_content(root: etree._Element, signature: etree._Element) -> bytes:
     return _canonical_document(root.getroottree())
 
 
+def _check_registered(
+    cert: x509.Certificate, registered_keys: Iterable[x509.Certificate | bytes] | None
+) -> None:
+    """The certificate's public key must be one registered for the sender, when given."""
+    if registered_keys is None:
+        return
+    allowed = {k if isinstance(k, bytes) else certificate_spki(k) for k in registered_keys}
+    if certificate_spki(cert) not in allowed:
+        raise SignatureError(
+            UNREGISTERED,
+            f"the key of certificate {cert.subject.rfc4514_string()!r} (serial "
+            f"{serial_hex(cert)}) is not registered for this sender",
+        )
+
+
 def verify_enveloped(
     root: etree._Element,
     trust: TrustStore,
     policy: SignaturePolicy = RSA_SHA256,
     *,
     at: dt.datetime | None = None,
+    registered_keys: Iterable[x509.Certificate | bytes] | None = None,
+    engine: str = "signxml",
 ) -> VerifiedMessage:
-    """Verify or raise SignatureError; the result holds only what the signature covers."""
+    """Verify or raise SignatureError; the result holds only what the signature covers.
+
+    `registered_keys`: the sender's registered certificates (or SubjectPublicKeyInfo DER);
+    when given, a trusted certificate with another key is refused (signature.unregistered).
+    `engine`: "signxml" (default) checks RSA/ECDSA with signxml, "lean" with our own code;
+    SM2/SM3 always uses our own code."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown verification engine {engine!r} (known: {', '.join(ENGINES)})")
     _require_document_element(root)
     work = copy.deepcopy(root.getroottree()).getroot()  # private copy: we detach and annotate
     signature = _locate_signature(work)
@@ -624,16 +639,32 @@ def verify_enveloped(
     cert = _parse_certificate(parsed.cert_b64)
     _check_signature_method(parsed.signature_method, cert, policy)
     _check_digest_method(parsed.digest_method, policy)
-    trust.is_trusted(cert, at or dt.datetime.now(dt.UTC))
-    signed_info = _canonical_signed_info(
-        parsed.signed_info, parsed.c14n_method, parsed.inclusive_prefixes
-    )
-    _raw_verify(cert, parsed.signature_method, parsed.signature_value, signed_info)
-    content = _signed_content(work, signature)
-    if not hmac.compare_digest(_digest(parsed.digest_method, content), parsed.digest_value):
-        raise SignatureError(
-            DIGEST_MISMATCH, "the message content does not match the signed digest (modified?)"
+    when = at or dt.datetime.now(dt.UTC)
+    trust.is_trusted(cert, when)
+    _check_registered(cert, registered_keys)
+    # signxml canonicalizes SignedInfo detached from its document, dropping xml:* attributes
+    # inherited from the root (xml:lang, xml:space), which C14N 1.0 and xmlsec1 keep: such
+    # (rare) documents are checked by our own code, which follows the specification.
+    if (
+        engine == "signxml"
+        and parsed.signature_method != SM2_SM3_URI
+        and not _inherited_xml_attributes(parsed.signed_info)
+    ):
+        from signing.signxml_engine import verify_with_signxml
+
+        content = verify_with_signxml(
+            work, cert, parsed.signature_method, parsed.digest_method, at=when
         )
+    else:
+        signed_info = _canonical_signed_info(
+            parsed.signed_info, parsed.c14n_method, parsed.inclusive_prefixes
+        )
+        _raw_verify(cert, parsed.signature_method, parsed.signature_value, signed_info)
+        content = _signed_content(work, signature)
+        if not hmac.compare_digest(_digest(parsed.digest_method, content), parsed.digest_value):
+            raise SignatureError(
+                DIGEST_MISMATCH, "the message content does not match the signed digest (modified?)"
+            )
     # Re-parse the canonical bytes: downstream sees exactly what was digested (no comments
     # splitting text, no unsigned nodes).
     return VerifiedMessage(

@@ -48,9 +48,10 @@ def _dec(value: str | None) -> Decimal | None:
     if value is None or not value.strip():
         return None
     try:
-        return Decimal(value.strip())
+        number = Decimal(value.strip())
     except InvalidOperation:
         return None
+    return number if number.is_finite() else None  # NaN and Infinity are not amounts
 
 
 def id_card_problem(number: str) -> str | None:

@@ -68,6 +68,11 @@ _HINTS: dict[str, str] = {
     "buyerIdNumber": "an ID number",
     "payerIdNumber": "an ID number",
     "taxNo": "the tax bill number",
+    "leaveTime": "YYYYMMDDhhmmss",
+    "accountingDate": "YYYYMMDD",
+    "opDate": "YYYYMMDD",
+    "startTime": "YYYYMMDDhhmmss",
+    "endTime": "YYYYMMDDhhmmss",
 }
 
 _SEGMENT = re.compile(r"^(?:(?P<prefix>[^:\[\]]+):)?(?P<name>[^:\[\]]+)(?:\[(?P<index>\d+)\])?$")
@@ -240,10 +245,15 @@ def _content_violation(where: _Where, message: str, spec: MessageSpec) -> Violat
             f"{qname.localname} is in {got}; it must be in namespace {wanted_ns[0]!r}.",
             where.line,
         )
+    earlier = _same_name_before(node)
+    repeated = earlier and qname.localname not in wanted_names
+    if repeated and expected and not _required_children(node.getparent(), spec) & set(
+            wanted_names):
+        # Only optional elements could follow: the real problem is the repetition.
+        expected = []
     if expected and not _any_later(node, expected):
         return _missing_violation(where, _required_first(node.getparent(), expected, spec),
                                   inside=False)
-    earlier = _same_name_before(node)
     if earlier and qname.localname not in wanted_names:
         return Violation(
             where.path,

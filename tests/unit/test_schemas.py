@@ -107,7 +107,7 @@ def test_every_row_has_a_schema_declaring_its_root(spec: MessageSpec) -> None:
     xs = "http://www.w3.org/2001/XMLSchema"
     globals_ = tree.getroot().xpath("xs:element/@name", namespaces={"xs": xs})
     assert globals_ == [spec.root]  # only the message root is global
-    assert tree.getroot().get("targetNamespace") == CEB_NS
+    assert tree.getroot().get("targetNamespace") == spec.namespace
     assert tree.getroot().get("elementFormDefault") == "qualified"
     if spec.reply is not None:
         assert get_spec(spec.reply).kind == "receipt"
