@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-fast lint fmt clean
+.PHONY: help run test test-fast lint fmt clean system-deps
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,7 +22,19 @@ $(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt
 run: $(VENV)/.installed ## Start gateway, worker, relay, sandbox and Redis (embedded defaults)
 	$(PY) -m gateway run
 
-test: $(VENV)/.dev-installed ## Run the whole test suite (unit + end-to-end)
+# Debian tools the interop tests use: xmlsec1 (an independent XML-DSig implementation) and
+# SoftHSM2 (a PKCS#11 token standing in for a broker's USB key). Installed when we are root
+# on a Debian-like machine; otherwise those tests skip and say why.
+SYSTEM_TOOLS := xmlsec1 softhsm2-util
+system-deps: ## Install xmlsec1 and SoftHSM2 when missing (root + apt only)
+	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing:$$missing"; \
+	  (apt-get update -qq && apt-get install -y -qq xmlsec1 softhsm2 >/dev/null) \
+	    || echo "could not install$$missing; their tests will skip"; \
+	elif [ -n "$$missing" ]; then echo "not installed:$$missing (their tests will skip)"; fi
+
+test: $(VENV)/.dev-installed system-deps ## Run the whole test suite (unit, integration, end-to-end)
 	$(PY) -m pytest
 
 test-fast: $(VENV)/.dev-installed ## Unit tests only
