@@ -10,6 +10,7 @@ class AuthorityClient(Protocol):
 
     name: str
 
-    def send(self, dispatch_id: str, message_type: str, signed_xml: bytes) -> None:
-        """Deliver the exact signed bytes, or raise Retryable/TerminalAuthorityError."""
+    def send(self, dispatch_id: str, message_type: str, signed_xml: bytes, sender_id: str) -> None:
+        """Deliver the exact signed bytes for ``sender_id`` (a DXP id), or raise
+        Retryable/TerminalAuthorityError."""
         ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from functools import cache
+from pathlib import Path
 
 from redis import Redis
 from rq import Queue
@@ -13,18 +14,19 @@ from rq.serializers import JSONSerializer
 from adapters.customs import CustomsClient
 from adapters.transport import HttpTransport
 from gateway.persistence.database import get_engine
+from gateway.services.keyring import KeyRing
 from gateway.services.runtime import Runtime
 from gateway.settings import Settings
 from gateway.xml.parsing import ParseLimits
-from signing.keys import SigningKey, TrustStore, load_signing_key
+from signing.keys import TrustStore
 from signing.policy import policy_by_name
 
 log = logging.getLogger(__name__)
 DELIVER_JOB = "gateway.jobs.delivery.deliver_job"
 
 
-def declarant_key_paths(settings: Settings) -> tuple[os.PathLike[str], os.PathLike[str]]:
-    """Where the demo organisation's signing key and certificate live."""
+def declarant_key_paths(settings: Settings) -> tuple[Path, Path]:
+    """Where the demo organisation's (test) signing key and certificate live."""
     return settings.keys_path / "declarant.key", settings.keys_path / "declarant.crt"
 
 
@@ -59,18 +61,12 @@ def enqueue_deliveries(queue: Queue, dispatch_ids: list[str], job_timeout: int) 
     queue.enqueue_many(jobs)
 
 
-def _load_key(settings: Settings) -> SigningKey:
-    key_path, cert_path = declarant_key_paths(settings)
-    return load_signing_key(key_path, cert_path)
-
-
 def build_runtime(settings: Settings) -> Runtime:
     """Everything the use cases need, loaded once: keys, trust stores, clients, engine."""
     transport = HttpTransport(settings.http_connect_timeout, settings.http_read_timeout)
-    customs = CustomsClient(
-        settings.customs_endpoint, settings.demo_org_dxp_id, settings.customs_dxp_id, transport
-    )
+    customs = CustomsClient(settings.customs_endpoint, settings.customs_dxp_id, transport)
     queue = delivery_queue(settings)
+    engine = get_engine(settings.db_url)
 
     def ring(dispatch_ids: list[str]) -> None:
         try:
@@ -83,10 +79,10 @@ def build_runtime(settings: Settings) -> Runtime:
             )
 
     return Runtime(
-        engine=get_engine(settings.db_url),
+        engine=engine,
         limits=ParseLimits(max_bytes=settings.max_body_bytes, max_depth=settings.max_xml_depth),
-        signing_key=_load_key(settings),
-        policy=policy_by_name(settings.signature_policy),
+        keys=KeyRing(engine, settings.signature_policy),
+        receipt_policy=policy_by_name(settings.receipt_policy),
         clients={"customs": customs},
         trust={"customs": TrustStore.from_pem_files([settings.path(settings.customs_cert)])},
         senders={settings.customs_dxp_id: "customs"},

@@ -216,3 +216,166 @@ def validate_cmd(files: tuple[Path, ...], as_json: bool) -> None:
             zh = f" / {e.message_zh}" if e.message_zh else ""
             click.echo(f"  {where}: [{e.code}] {e.message}{zh}")
     sys.exit(0 if all(r.valid for r in reports) else 1)
+
+
+@cli.group()
+def keys() -> None:
+    """Organisations' signing keys: generate, import, list, rotate."""
+
+
+def _org_id(engine, org: str) -> str:  # type: ignore[no-untyped-def]
+    from sqlalchemy import or_, select
+
+    from gateway.persistence import tables as t
+
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(t.organisations.c.id).where(
+                or_(t.organisations.c.id == org, t.organisations.c.name == org)
+            )
+        ).scalar()
+    if found is None:
+        raise click.ClickException(f"no organisation {org!r} (give its id or name)")
+    return str(found)
+
+
+def _print_key(info) -> None:  # type: ignore[no-untyped-def]
+    warn = f"  WARNING: expires in {info.days_left} days, rotate it" if info.expiring else ""
+    click.echo(
+        f"{info.id}  {info.org_id}  {info.status:<7} {info.key_type:<3} {info.provider:<6} "
+        f"serial {info.key_name}  until {info.not_after:%Y-%m-%d}{warn}"
+    )
+
+
+@keys.command("generate")
+@click.option("--org", required=True, help="Organisation id or name.")
+@click.option(
+    "--type", "key_type", default="rsa", show_default=True, type=click.Choice(["rsa", "ec", "sm2"])
+)
+def keys_generate(org: str, key_type: str) -> None:
+    """Generate a TEST key pair + self-signed certificate and make it the org's active key
+    (the previous one is retired; its signatures still verify until it expires)."""
+    from gateway.persistence.database import get_engine
+    from gateway.services.keyring import generate_key
+
+    s = load_settings()
+    engine = get_engine(s.db_url)
+    _print_key(generate_key(engine, s.keys_path, s.registered_path, _org_id(engine, org), key_type))
+
+
+@keys.command("import")
+@click.option("--org", required=True, help="Organisation id or name.")
+@click.option(
+    "--pem",
+    "pem",
+    nargs=2,
+    type=click.Path(exists=True),
+    default=None,
+    metavar="KEY CERT",
+    help="A PEM private key and its certificate.",
+)
+@click.option("--pkcs12", type=click.Path(exists=True), default=None, help="A .p12/.pfx file.")
+@click.option("--password-env", default=None, help="Env var holding the PKCS#12 password.")
+@click.option("--password-file", default=None, help="File holding the PKCS#12 password.")
+@click.option("--pkcs11-library", default=None, help="PKCS#11 module (.so) of a token.")
+@click.option("--token", default=None, help="PKCS#11 token label.")
+@click.option("--key-label", default=None, help="PKCS#11 private key label.")
+@click.option("--pin-env", default=None, help="Env var holding the token PIN.")
+@click.option("--pin-file", default=None, help="File holding the token PIN.")
+@click.option("--cert", default=None, help="Certificate file (PKCS#11, when not on the token).")
+def keys_import(
+    org: str,
+    pem: tuple[str, str] | None,
+    pkcs12: str | None,
+    password_env: str | None,
+    password_file: str | None,
+    pkcs11_library: str | None,
+    token: str | None,
+    key_label: str | None,
+    pin_env: str | None,
+    pin_file: str | None,
+    cert: str | None,
+) -> None:
+    """Register an existing key (PEM, PKCS#12 or a PKCS#11 token) as the org's active key.
+    Passwords and PINs are never stored: name an environment variable or a file."""
+    from gateway.persistence.database import get_engine
+    from gateway.services.keyring import register_key
+
+    if sum(x is not None for x in (pem, pkcs12, pkcs11_library)) != 1:
+        raise click.UsageError("give exactly one of --pem, --pkcs12, --pkcs11-library")
+    if pem:
+        provider, config = (
+            "file",
+            {"key": str(Path(pem[0]).resolve()), "cert": str(Path(pem[1]).resolve())},
+        )
+    elif pkcs12:
+        provider, config = (
+            "pkcs12",
+            {
+                "path": str(Path(pkcs12).resolve()),
+                "password_env": password_env,
+                "password_file": password_file,
+            },
+        )
+    else:
+        if not (token and key_label):
+            raise click.UsageError("--pkcs11-library needs --token and --key-label")
+        provider, config = (
+            "pkcs11",
+            {
+                "library": pkcs11_library,
+                "token": token,
+                "key_label": key_label,
+                "pin_env": pin_env,
+                "pin_file": pin_file,
+                "cert": cert,
+            },
+        )
+    s = load_settings()
+    engine = get_engine(s.db_url)
+    try:
+        info = register_key(
+            engine,
+            s.registered_path,
+            _org_id(engine, org),
+            provider,
+            {k: v for k, v in config.items() if v is not None},
+        )
+    except Exception as exc:
+        raise click.ClickException(str(exc)) from None
+    _print_key(info)
+
+
+@keys.command("list")
+@click.option("--org", default=None, help="Only this organisation (id or name).")
+def keys_list(org: str | None) -> None:
+    """Every key with its status and expiry; warns about active keys expiring soon."""
+    from gateway.persistence.database import get_engine
+    from gateway.services.keyring import list_keys
+
+    engine = get_engine(load_settings().db_url)
+    for info in list_keys(engine, _org_id(engine, org) if org else None):
+        _print_key(info)
+
+
+@keys.command("rotate")
+@click.option("--org", required=True, help="Organisation id or name.")
+@click.option(
+    "--type",
+    "key_type",
+    default=None,
+    type=click.Choice(["rsa", "ec", "sm2"]),
+    help="Key type of the new key (default: the current one's).",
+)
+@click.pass_context
+def keys_rotate(ctx: click.Context, org: str, key_type: str | None) -> None:
+    """Generate a new TEST key for the org and retire the old one (for real keys, use
+    `keys import` with the new card or token)."""
+    from gateway.persistence.database import get_engine
+    from gateway.services.keyring import list_keys
+
+    engine = get_engine(load_settings().db_url)
+    current = [k for k in list_keys(engine, _org_id(engine, org)) if k.status == "active"]
+    ctx.invoke(
+        keys_generate, org=org, key_type=key_type or (current[0].key_type if current else "rsa")
+    )

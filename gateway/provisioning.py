@@ -11,6 +11,7 @@ from gateway.persistence import repository as repo
 from gateway.persistence.database import get_engine
 from gateway.persistence.ids import new_id
 from gateway.persistence.migrate import upgrade
+from gateway.services.keyring import list_keys, register_key
 from gateway.settings import Settings
 from signing.keys import generate_test_identity
 
@@ -70,10 +71,11 @@ def create_org(
 
 
 def ensure_demo_org(settings: Settings) -> str:
-    """The demo organisation's API key: configured, remembered in the data dir, or new."""
+    """The demo organisation's API key: configured, remembered in the data dir, or new.
+    Its signing key is the generated test key in the keys dir, registered once."""
     remembered = settings.data_path / "demo-api-key"
     key = settings.demo_api_key or (remembered.read_text().strip() if remembered.exists() else "")
-    _, key = create_org(
+    org_id, key = create_org(
         settings,
         settings.demo_org_name,
         settings.demo_codes,
@@ -83,4 +85,14 @@ def ensure_demo_org(settings: Settings) -> str:
     if not settings.demo_api_key:
         remembered.write_text(key + "\n")
         os.chmod(remembered, 0o600)
+    engine = get_engine(settings.db_url)
+    if not [k for k in list_keys(engine, org_id) if k.status == "active"]:
+        key_path, cert_path = declarant_key_paths(settings)
+        register_key(
+            engine,
+            settings.registered_path,
+            org_id,
+            "file",
+            {"key": str(key_path), "cert": str(cert_path)},
+        )
     return key

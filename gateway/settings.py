@@ -36,6 +36,7 @@ class Settings:
     demo_org_dxp_id: str
     keys_dir: str
     signature_policy: str
+    receipt_policy: str
     customs_url: str
     customs_dxp_id: str
     customs_cert: str
@@ -64,6 +65,11 @@ class Settings:
     @property
     def keys_path(self) -> Path:
         return self.path(self.keys_dir)
+
+    @property
+    def registered_path(self) -> Path:
+        """Certificates registered per sender (DXP id), as the authorities know them."""
+        return self.keys_path / "registered"
 
     @property
     def db_url(self) -> str:

@@ -11,25 +11,22 @@ from gateway.settings import Settings, load_settings
 from gateway.xml.parsing import ParseLimits, parse_xml
 from sandbox.customs import SandboxCustoms
 from sandbox.receipts import ReceiptSender
-from signing.keys import TrustStore, load_signing_key
+from sandbox.registry import SenderRegistry
+from signing.keys import load_signing_key
 from signing.policy import policy_by_name
 
 
 def build_customs(settings: Settings) -> SandboxCustoms:
     """Customs with its own key, trusting the declarant certificates it has registered."""
     key_path, cert_path = sandbox_key_paths(settings, "customs")
-    policy = policy_by_name(settings.signature_policy)
     sender = ReceiptSender(
         settings.receipt_url,
         settings.customs_dxp_id,
-        settings.demo_org_dxp_id,
         load_signing_key(key_path, cert_path),
-        policy,
+        policy_by_name(settings.receipt_policy),
     )
-    trust = TrustStore.from_pem_files([settings.keys_path / "declarant.crt"])
     return SandboxCustoms(
-        trust,
-        policy,
+        SenderRegistry(settings.registered_path),
         sender,
         settings.sandbox_delay_list,
         ParseLimits(max_bytes=settings.max_body_bytes),

@@ -19,10 +19,9 @@ from gateway.xml.parsing import ParseLimits, parse_xml
 from gateway.xml.validation import detect, schema_violations
 from sandbox.numbers import china_now, invt_no, pre_no, return_time
 from sandbox.receipts import ReceiptSender, format_error, inventory_return
+from sandbox.registry import SenderRegistry, policy_claimed
 from schemas.registry import CEB_NS
 from signing.errors import SignatureError
-from signing.keys import TrustStore
-from signing.policy import SignaturePolicy
 from signing.xmldsig import verify_enveloped
 
 log = logging.getLogger(__name__)
@@ -45,13 +44,12 @@ class SandboxCustoms:
 
     def __init__(
         self,
-        trust: TrustStore,
-        policy: SignaturePolicy,
+        registry: SenderRegistry,
         sender: ReceiptSender,
         delays: list[float],
         limits: ParseLimits | None = None,
     ) -> None:
-        self.trust, self.policy, self.sender = trust, policy, sender
+        self.registry, self.sender = registry, sender
         self.delays = ([*delays, 0.0, 0.0, 0.0])[:3]
         self.limits = limits or ParseLimits()
         self.records = CustomsRecords()
@@ -68,10 +66,20 @@ class SandboxCustoms:
         except GatewayError as exc:
             self._format_error(env, f"报文解析失败 / not well-formed: {exc.detail}")
             return "accepted"
+        trust = self.registry.trust_for(env.sender_id)
+        if trust is None:
+            self._reject_all(
+                env.sender_id,
+                root,
+                f"验签失败 / sender {env.sender_id} has no registered signing certificate",
+            )
+            return "accepted"
         try:
-            verified = verify_enveloped(root, self.trust, self.policy)
+            verified = verify_enveloped(root, trust, policy_claimed(root))
         except SignatureError as exc:
-            self._reject_all(root, f"验签失败 / signature verification failed: {exc}")
+            self._reject_all(
+                env.sender_id, root, f"验签失败 / signature verification failed: {exc}"
+            )
             return "accepted"
         try:
             spec = detect(verified.root)
@@ -83,7 +91,9 @@ class SandboxCustoms:
             text = "; ".join(f"{v.path}: {v.message}" for v in violations[:20])
             self._format_error(env, f"报文格式错误 / format error: {text}")
             return "accepted"
-        self._clear(verified.root, spec.document or "Inventory", spec.head or "InventoryHead")
+        self._clear(
+            env.sender_id, verified.root, spec.document or "Inventory", spec.head or "InventoryHead"
+        )
         return "accepted"
 
     def _heads(self, root: etree._Element, document: str, head: str) -> list[dict[str, str]]:
@@ -105,7 +115,7 @@ class SandboxCustoms:
         base["copNo"] = base["copNo"] or head.get("guid", "")[:20]
         return base
 
-    def _clear(self, root: etree._Element, document: str, head_name: str) -> None:
+    def _clear(self, to: str, root: etree._Element, document: str, head_name: str) -> None:
         now = china_now()
         for head in self._heads(root, document, head_name):
             base = self._base(head)
@@ -126,9 +136,9 @@ class SandboxCustoms:
                     "returnTime": return_time(china_now()),
                     "returnInfo": info,
                 }
-                self._send(base["guid"], code, fields, delay)
+                self._send(to, base["guid"], code, fields, delay)
 
-    def _reject_all(self, root: etree._Element, info: str) -> None:
+    def _reject_all(self, to: str, root: etree._Element, info: str) -> None:
         now = china_now()
         for head in self._heads(root, "Inventory", "InventoryHead"):
             base = self._base(head)
@@ -139,15 +149,16 @@ class SandboxCustoms:
                 "returnTime": return_time(now),
                 "returnInfo": info[:1000],
             }
-            self._send(base["guid"], "100", fields, self.delays[0])
+            self._send(to, base["guid"], "100", fields, self.delays[0])
 
-    def _send(self, guid: str, code: str, fields: dict[str, str], delay: float) -> None:
+    def _send(self, to: str, guid: str, code: str, fields: dict[str, str], delay: float) -> None:
         with self.records.lock:
             self.records.documents.setdefault(guid, []).append(code)
-        self.sender.schedule(inventory_return(fields), delay)
+        self.sender.schedule(inventory_return(fields), delay, to)
 
     def _format_error(self, env: Envelope, info: str) -> None:
         self.sender.schedule(
             format_error(env.cop_msg_id, env.msg_type, info, return_time(china_now())),
             self.delays[0],
+            env.sender_id,
         )

@@ -85,10 +85,8 @@ class _Due:
 class ReceiptSender:
     """Signs receipts and POSTs them to the gateway when due, retrying until accepted."""
 
-    def __init__(
-        self, url: str, sender_id: str, receiver_id: str, key: SigningKey, policy: SignaturePolicy
-    ) -> None:
-        self.url, self.sender_id, self.receiver_id = url, sender_id, receiver_id
+    def __init__(self, url: str, sender_id: str, key: SigningKey, policy: SignaturePolicy) -> None:
+        self.url, self.sender_id = url, sender_id
         self.key, self.policy = key, policy
         self._heap: list[_Due] = []
         self._seq = itertools.count()
@@ -97,15 +95,15 @@ class ReceiptSender:
         self.delivered = 0
         threading.Thread(target=self._run, name="receipt-sender", daemon=True).start()
 
-    def schedule(self, receipt: etree._Element, delay: float) -> None:
-        """Sign now, send after ``delay`` seconds."""
+    def schedule(self, receipt: etree._Element, delay: float, receiver_id: str) -> None:
+        """Sign now, send to ``receiver_id`` (the original sender) after ``delay`` seconds."""
         sign_enveloped(receipt, self.key, self.policy)
         data = etree.tostring(receipt, xml_declaration=True, encoding="UTF-8")
         body = build_envelope(
             Envelope(
                 cop_msg_id=receipt.get("guid", ""),
                 sender_id=self.sender_id,
-                receiver_ids=(self.receiver_id,),
+                receiver_ids=(receiver_id,),
                 msg_type=etree.QName(receipt).localname[:6],
                 data=data,
             )

@@ -52,6 +52,15 @@ def find_org_by_name(conn: Connection, name: str) -> RowMapping | None:
     )
 
 
+def org_dxp_id(conn: Connection, org_id: str) -> str:
+    """The DXP id an organisation sends under."""
+    return str(
+        conn.execute(
+            select(t.organisations.c.dxp_id).where(t.organisations.c.id == org_id)
+        ).scalar_one()
+    )
+
+
 def insert_org(conn: Connection, org_id: str, name: str, codes: list[str], dxp_id: str) -> None:
     conn.execute(
         insert(t.organisations).values(

@@ -54,6 +54,30 @@ api_keys = Table(
     Column("revoked_at", DateTime(timezone=True)),
 )
 
+org_keys = Table(
+    "org_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("org_id", String(40), ForeignKey("organisations.id"), nullable=False),
+    Column("key_name", String(80), nullable=False),  # certificate serial, hex
+    Column("key_type", String(8), nullable=False),  # rsa | ec | sm2
+    Column("provider", String(10), nullable=False),  # file | pkcs12 | pkcs11
+    Column("config", JSON, nullable=False),  # paths, env var names, token labels; no secrets
+    Column("cert_pem", Text, nullable=False),
+    Column("not_before", DateTime(timezone=True), nullable=False),
+    Column("not_after", DateTime(timezone=True), nullable=False),
+    Column("status", String(10), nullable=False),  # active | retired
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("retired_at", DateTime(timezone=True)),
+    Index(
+        "uq_org_keys_one_active",
+        "org_id",
+        unique=True,
+        sqlite_where=text("status = 'active'"),
+        postgresql_where=text("status = 'active'"),
+    ),
+)
+
 messages = Table(
     "messages",
     metadata,

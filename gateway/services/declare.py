@@ -192,14 +192,19 @@ def _check_business_keys(conn: Any, spec: MessageSpec, docs: list[DocumentKeys])
     return superseded
 
 
-def _sign(rt: Runtime, root: etree._Element) -> bytes:
-    signed = etree.fromstring(etree.tostring(root))  # a private copy to sign
+def _sign(rt: Runtime, org_id: str, root: etree._Element) -> tuple[bytes, str]:
+    """Sign a private copy with the org's active key; returns the bytes and a description."""
+    key, policy = rt.keys.signer_for(org_id)
+    signed = etree.fromstring(etree.tostring(root))
     remove_signature(signed)
     try:
-        sign_enveloped(signed, rt.signing_key, rt.policy)
+        sign_enveloped(signed, key, policy)
     except SignatureError as exc:
         raise SigningFailed(f"The gateway could not sign the message: {exc}") from None
-    return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
+    return (
+        etree.tostring(signed, xml_declaration=True, encoding="UTF-8"),
+        f"signed {policy.name}, key {key.key_name}",
+    )
 
 
 def declare(
@@ -227,11 +232,13 @@ def declare(
             ],
         )
     checked.raise_if_invalid()
-    signed = _sign(rt, root)
+    signed, signed_by = _sign(rt, org_id, root)
     guid = message_guid(root)
     try:
         raw = body if fmt == "xml" else etree.tostring(root, xml_declaration=True, encoding="UTF-8")
-        return _store(rt, org_id, spec, root, raw, body_hash, signed, guid, docs, idempotency_key)
+        return _store(
+            rt, org_id, spec, root, raw, body_hash, (signed, signed_by), guid, docs, idempotency_key
+        )
     except IntegrityError:
         # A concurrent twin won the race: answer as the loser of a duplicate would.
         if idempotency_key:
@@ -251,11 +258,12 @@ def _store(
     root: etree._Element,
     body: bytes,
     body_hash: str,
-    signed: bytes,
+    signature: tuple[bytes, str],
     guid: str,
     docs: list[DocumentKeys],
     idempotency_key: str | None,
 ) -> Accepted:
+    signed, signed_by = signature
     at = repo.now()
     message_id = new_id("msg")
     routes = [a.value for a in routes_for(spec.type)]
@@ -304,7 +312,7 @@ def _store(
                 kind="signed",
                 source="gateway",
                 status="accepted",
-                info=f"signed {rt.policy.name}, key {rt.signing_key.key_name}",
+                info=signed_by,
             ),
         ]
     dispatch_rows = [

@@ -42,10 +42,11 @@ def deliver(rt: Runtime, dispatch_id: str) -> DeliveryOutcome:
         assert dispatch is not None
         message = repo.get_message(conn, dispatch["message_id"])
         assert message is not None
+        sender_id = repo.org_dxp_id(conn, message["org_id"])
     authority = dispatch["authority"]
     client = rt.clients[authority]
     try:
-        client.send(dispatch_id, message["type"], message["signed_xml"])
+        client.send(dispatch_id, message["type"], message["signed_xml"], sender_id)
     except RetryableAuthorityError as exc:
         _record_failure(rt, dispatch, attempt, str(exc), retry=True)
         return DeliveryOutcome(dispatch_id, "retry", attempt, str(exc))

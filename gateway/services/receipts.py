@@ -65,7 +65,7 @@ def record_receipts(rt: Runtime, body: bytes) -> ReceiptOutcome:
         )
     root = parse_xml(envelope.data, rt.limits)
     try:
-        verified = verify_enveloped(root, rt.trust[authority], rt.policy)
+        verified = verify_enveloped(root, rt.trust[authority], rt.receipt_policy)
     except SignatureError as exc:
         raise _reject(exc.code, f"receipt signature refused: {exc}") from None
     doc = verified.root

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 
 from adapters.base import AuthorityClient
+from gateway.services.keyring import KeyRing
 from gateway.xml.parsing import ParseLimits
-from signing.keys import SigningKey, TrustStore
+from signing.keys import TrustStore
 from signing.policy import SignaturePolicy
 
 
@@ -19,8 +20,8 @@ class Runtime:
 
     engine: Engine
     limits: ParseLimits
-    signing_key: SigningKey
-    policy: SignaturePolicy
+    keys: KeyRing  # each organisation's active signing key
+    receipt_policy: SignaturePolicy  # what the authorities' receipts must satisfy
     clients: Mapping[str, AuthorityClient]
     trust: Mapping[str, TrustStore]  # authority name -> its receipt certificates
     senders: Mapping[str, str]  # DXP sender id -> authority name

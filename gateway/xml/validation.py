@@ -247,13 +247,13 @@ def _content_violation(where: _Where, message: str, spec: MessageSpec) -> Violat
         )
     earlier = _same_name_before(node)
     repeated = earlier and qname.localname not in wanted_names
-    if repeated and expected and not _required_children(node.getparent(), spec) & set(
-            wanted_names):
+    if repeated and expected and not _required_children(node.getparent(), spec) & set(wanted_names):
         # Only optional elements could follow: the real problem is the repetition.
         expected = []
     if expected and not _any_later(node, expected):
-        return _missing_violation(where, _required_first(node.getparent(), expected, spec),
-                                  inside=False)
+        return _missing_violation(
+            where, _required_first(node.getparent(), expected, spec), inside=False
+        )
     if earlier and qname.localname not in wanted_names:
         return Violation(
             where.path,
@@ -299,8 +299,9 @@ def _missing_violation(
     )
 
 
-def _required_first(parent: etree._Element | None, expected: list[tuple[str, str]],
-                    spec: MessageSpec) -> list[tuple[str, str]]:
+def _required_first(
+    parent: etree._Element | None, expected: list[tuple[str, str]], spec: MessageSpec
+) -> list[tuple[str, str]]:
     """libxml2 lists optional candidates before the missing required one ("expected one of
     batchNumbers, consignee"); keep only the required ones when the schema says which."""
     if parent is None or len(expected) < 2:
@@ -319,8 +320,11 @@ def _required_children(node: etree._Element, spec: MessageSpec) -> set[str]:
     try:
         xsd = _xmlschema_for(spec).find(path, namespaces={"ceb": spec.namespace})
         content = xsd.type.content if xsd is not None else None
-        return {c.local_name for c in content.iter_elements() if c.min_occurs >= 1} \
-            if content is not None else set()
+        return (
+            {c.local_name for c in content.iter_elements() if c.min_occurs >= 1}
+            if content is not None
+            else set()
+        )
     except (AttributeError, xmlschema.XMLSchemaException):
         return set()
 

@@ -58,7 +58,7 @@ def test_the_signed_xml_is_what_was_sent_and_it_verifies_with_the_declarant_cert
     assert signed.headers["Content-Type"].startswith("application/xml")
     root = etree.fromstring(signed.content)
     assert etree.QName(root[-1]).localname == "Signature"
-    trust = TrustStore.from_pem_files([stack.data_dir / "keys" / "declarant.crt"])
+    trust = TrustStore.from_directory(stack.data_dir / "keys" / "registered" / "DXPENT0000000001")
     verified = verify_enveloped(root, trust)
     assert verified.root.get("guid") == etree.fromstring(original).get("guid")
 

@@ -1,0 +1,61 @@
+"""An operator rotates an organisation's key while the gateway runs: new declarations are
+signed with the new key and customs accepts them; what was signed before still verifies."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from lxml import etree
+
+from gateway.examples import fresh_ceb621
+from signing import TrustStore, verify_enveloped
+from tests.e2e.stack import PROJECT_ROOT, Stack, wait_for_status
+
+
+def cli(stack: Stack, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env["GATEWAY_DATA_DIR"] = str(stack.data_dir)
+    out = subprocess.run([sys.executable, "-m", "gateway", *args], cwd=PROJECT_ROOT, env=env,
+                         capture_output=True, text=True, timeout=60, check=True)
+    return out.stdout
+
+
+def _signed_serial(client, declaration_id: str) -> tuple[str, etree._Element]:
+    root = etree.fromstring(client.get(f"/api/v1/declarations/{declaration_id}/signed").content)
+    name = root.find(".//{http://www.w3.org/2000/09/xmldsig#}KeyName").text
+    return name, root
+
+
+def test_rotating_a_key_changes_the_signer_and_keeps_old_signatures_valid(stack: Stack):
+    xml = {"Content-Type": "application/xml"}
+    with stack.client() as client:
+        before = client.post("/api/v1/declarations", content=fresh_ceb621(), headers=xml).json()
+        wait_for_status(client, before["id"], {"released"})
+        old_serial, old_doc = _signed_serial(client, before["id"])
+
+        listed = cli(stack, "keys", "list", "--org", "Demo Broker Co.")
+        assert old_serial in listed and "active" in listed
+        rotated = cli(stack, "keys", "rotate", "--org", "Demo Broker Co.", "--type", "ec")
+        assert "active" in rotated and " ec " in rotated
+
+        after = None
+        for _ in range(100):  # the key ring re-reads the active key within seconds
+            after = client.post("/api/v1/declarations", content=fresh_ceb621(),
+                                headers=xml).json()
+            if _signed_serial(client, after["id"])[0] != old_serial:
+                break
+            time.sleep(0.1)
+        assert after is not None
+        body = wait_for_status(client, after["id"], {"released", "rejected"})
+        new_serial, _ = _signed_serial(client, after["id"])
+    assert new_serial != old_serial
+    assert body["status"] == "released", body["events"]
+    assert "ecdsa-sha256" in body["events"][1]["info"]
+    listed = cli(stack, "keys", "list")
+    assert "retired" in listed and old_serial in listed
+    registered = TrustStore.from_directory(stack.data_dir / "keys" / "registered" /
+                                           "DXPENT0000000001")
+    assert verify_enveloped(old_doc, registered).key_name == old_serial
