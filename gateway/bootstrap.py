@@ -81,7 +81,7 @@ def build_runtime(settings: Settings) -> Runtime:
     return Runtime(
         engine=engine,
         limits=ParseLimits(max_bytes=settings.max_body_bytes, max_depth=settings.max_xml_depth),
-        keys=KeyRing(engine, settings.signature_policy),
+        keys=KeyRing(engine),
         receipt_policy=policy_by_name(settings.receipt_policy),
         clients={"customs": customs},
         trust={"customs": TrustStore.from_pem_files([settings.path(settings.customs_cert)])},

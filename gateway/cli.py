@@ -283,6 +283,12 @@ def keys_generate(org: str, key_type: str) -> None:
 @click.option("--pin-env", default=None, help="Env var holding the token PIN.")
 @click.option("--pin-file", default=None, help="File holding the token PIN.")
 @click.option("--cert", default=None, help="Certificate file (PKCS#11, when not on the token).")
+@click.option(
+    "--policy",
+    default=None,
+    help="Signature policy for this key (default: by key type), e.g. rsa-sha1-legacy "
+    "for a counterparty that still requires it.",
+)
 def keys_import(
     org: str,
     pem: tuple[str, str] | None,
@@ -295,6 +301,7 @@ def keys_import(
     pin_env: str | None,
     pin_file: str | None,
     cert: str | None,
+    policy: str | None,
 ) -> None:
     """Register an existing key (PEM, PKCS#12 or a PKCS#11 token) as the org's active key.
     Passwords and PINs are never stored: name an environment variable or a file."""
@@ -331,6 +338,13 @@ def keys_import(
                 "cert": cert,
             },
         )
+    if policy:
+        from signing.policy import policy_by_name
+
+        try:
+            config["policy"] = policy_by_name(policy).name
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--policy") from None
     s = load_settings()
     engine = get_engine(s.db_url)
     try:

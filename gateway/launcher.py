@@ -18,7 +18,9 @@ from urllib.parse import urlparse
 import httpx
 import redis
 
+from gateway.persistence.database import get_engine
 from gateway.provisioning import ensure_demo_org, ensure_keys, init_db
+from gateway.services.keyring import expiring_keys
 from gateway.settings import PROJECT_ROOT, Settings
 
 
@@ -129,6 +131,12 @@ def run(settings: Settings) -> int:
         print(f"  generated test key {path}")
     init_db(settings)
     api_key = ensure_demo_org(settings)
+    for info in expiring_keys(get_engine(settings.db_url)):
+        print(
+            f"  WARNING: signing key {info.key_name} of {info.org_id} expires in "
+            f"{info.days_left} days ({info.not_after:%Y-%m-%d}); rotate it "
+            "(python -m gateway keys rotate / keys import)"
+        )
     sup = Supervisor(settings)
 
     def on_signal(signum: int, _frame: object) -> None:

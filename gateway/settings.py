@@ -35,7 +35,6 @@ class Settings:
     demo_org_codes: str
     demo_org_dxp_id: str
     keys_dir: str
-    signature_policy: str
     receipt_policy: str
     customs_url: str
     customs_dxp_id: str

@@ -84,8 +84,18 @@ SM2_SM3 = SignaturePolicy(
     allowed_digest_methods=frozenset({SM3}),
 )
 
+# The same as rsa-sha256 with exclusive C14N, for counterparties that canonicalize so.
+RSA_SHA256_EXC = SignaturePolicy(
+    name="rsa-sha256-exc-c14n",
+    signature_method=RSA_SHA256_URI,
+    digest_method=SHA256,
+    c14n=EXC_C14N,
+    allowed_signature_methods=frozenset({RSA_SHA256_URI, ECDSA_SHA256_URI}),
+    allowed_digest_methods=frozenset({SHA256}),
+)
+
 POLICIES: dict[str, SignaturePolicy] = {
-    p.name: p for p in (SM2_SM3, RSA_SHA256, ECDSA_SHA256, RSA_SHA1_LEGACY)
+    p.name: p for p in (SM2_SM3, RSA_SHA256, RSA_SHA256_EXC, ECDSA_SHA256, RSA_SHA1_LEGACY)
 }
 
 _DEFAULT_FOR_KEY_TYPE = {"sm2": SM2_SM3, "rsa": RSA_SHA256, "ec": ECDSA_SHA256}

@@ -14,7 +14,7 @@ translated into these at the edge that calls the library; none crosses a port.
       NotFound (404)
       DuplicateDeclaration (409)
       ReceiptRejected (400): a receipt that failed verification or matched nothing
-      SigningFailed (500): our own key could not sign
+      SigningFailed (503): our own key could not sign; NoSigningKey (409): none registered
       RetryableAuthorityError, TerminalAuthorityError (adapters)
       ServiceUnavailable (503)
 """
@@ -160,8 +160,19 @@ class ReceiptRejected(InputError):
 
 
 class SigningFailed(GatewayError):
+    """Our key could not sign (a token unplugged, a file unreadable): retry later."""
+
+    status = 503
     type_slug = "signing-failed"
     title = "Signing failed"
+
+
+class NoSigningKey(GatewayError):
+    """The organisation has no active signing key: an operator must register one."""
+
+    status = 409
+    type_slug = "no-signing-key"
+    title = "No signing key registered"
 
 
 class ServiceUnavailable(GatewayError):

@@ -21,7 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import Engine, select, update
 
-from gateway.domain.errors import NotFound, SigningFailed
+from gateway.domain.errors import NoSigningKey, NotFound, SigningFailed
 from gateway.persistence import repository as repo
 from gateway.persistence import tables as t
 from gateway.persistence.ids import new_id
@@ -177,11 +177,11 @@ def list_keys(engine: Engine, org_id: str | None = None) -> list[KeyInfo]:
 
 class KeyRing:
     """Each organisation's active signer, opened once per process and re-checked every few
-    seconds so a rotation takes effect everywhere without a restart."""
+    seconds so a rotation takes effect everywhere without a restart. The policy is the key's
+    own (``config["policy"]``, chosen per counterparty) or the default for its key type."""
 
-    def __init__(self, engine: Engine, policy_name: str = "", ttl: float = 5.0) -> None:
+    def __init__(self, engine: Engine, ttl: float = 5.0) -> None:
         self._engine = engine
-        self._policy_name = policy_name
         self._ttl = ttl
         self._lock = threading.Lock()
         self._active: dict[str, tuple[float, str]] = {}  # org -> (checked at, key id)
@@ -208,9 +208,9 @@ class KeyRing:
                 )
             ).scalar()
         if found is None:
-            raise SigningFailed(
-                f"Organisation {org_id} has no active signing key; register "
-                "one with `python -m gateway keys generate` or `keys import`."
+            raise NoSigningKey(
+                f"Organisation {org_id} has no active signing key; an operator registers one "
+                "with `python -m gateway keys import` (or `keys generate` for a test key)."
             )
         return str(found)
 
@@ -221,11 +221,8 @@ class KeyRing:
             key = load_provider(row["provider"], row["config"])
         except (SignatureError, OSError, ValueError, KeyError) as exc:
             raise SigningFailed(f"Signing key {row['key_name']} cannot be opened: {exc}") from None
-        policy = (
-            policy_by_name(self._policy_name)
-            if self._policy_name
-            else default_policy_for_key_type(key.key_type)
-        )
+        named = row["config"].get("policy")
+        policy = policy_by_name(named) if named else default_policy_for_key_type(key.key_type)
         return key, policy
 
 

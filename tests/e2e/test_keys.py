@@ -59,3 +59,26 @@ def test_rotating_a_key_changes_the_signer_and_keeps_old_signatures_valid(stack:
     registered = TrustStore.from_directory(stack.data_dir / "keys" / "registered" /
                                            "DXPENT0000000001")
     assert verify_enveloped(old_doc, registered).key_name == old_serial
+
+
+def test_an_org_without_a_key_is_told_so_and_an_unregistered_sender_is_refused(stack: Stack):
+    import json
+    import shutil
+
+    created = json.loads(cli(stack, "create-org", "--name", "Second Broker", "--codes",
+                             "2200000001", "--dxp-id", "DXPENT0000000099"))
+    xml = {"Content-Type": "application/xml"}
+    with stack.client(created["api_key"]) as client:
+        no_key = client.post("/api/v1/declarations", content=fresh_ceb621(), headers=xml)
+        assert no_key.status_code == 409
+        assert no_key.json()["type"].endswith("no-signing-key")
+
+        cli(stack, "keys", "generate", "--org", "Second Broker")
+        shutil.rmtree(stack.data_dir / "keys" / "registered" / "DXPENT0000000099")
+        time.sleep(5.5)  # the key ring's cache
+        resp = client.post("/api/v1/declarations", content=fresh_ceb621(), headers=xml)
+        assert resp.status_code == 202, resp.text
+        body = wait_for_status(client, resp.json()["id"], {"rejected"})
+    assert body["authorities"]["customs"]["status"] == "100"
+    assert "验签失败" in body["authorities"]["customs"]["info"]
+    assert "no registered signing certificate" in body["authorities"]["customs"]["info"]
