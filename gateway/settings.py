@@ -39,6 +39,15 @@ class Settings:
     customs_url: str
     customs_dxp_id: str
     customs_cert: str
+    inspection_url: str
+    inspection_dxp_id: str
+    inspection_cert: str
+    port_url: str
+    port_dxp_id: str
+    port_cert: str
+    gateway_dxp_id: str
+    inspection_hs_prefixes: str
+    port_message_types: str
     http_connect_timeout: float
     http_read_timeout: float
     job_timeout: int
@@ -47,8 +56,20 @@ class Settings:
     retry_max_seconds: float
     relay_interval: float
     doorbell_grace: float
+    poll_interval: float
+    breaker_failures: int
+    breaker_reset_seconds: float
     sandbox_port: int
     sandbox_delays: str
+    sandbox_inspection_delays: str
+    sandbox_arrival_delay: float
+    sandbox_gate_out_delay: float
+    sandbox_inspection_rates: str
+    sandbox_credit_tiers: str
+    sandbox_ciq_rate: float
+    sandbox_hold_rate: float
+    sandbox_match_mode: str
+    sandbox_match_timeout: float
 
     @property
     def data_path(self) -> Path:
@@ -81,10 +102,22 @@ class Settings:
         base = self.public_url or f"http://{self.host}:{self.port}"
         return base.rstrip("/") + "/api/v1/receipts"
 
+    def endpoint(self, authority: str) -> str:
+        """An authority's DXP endpoint; the sandbox's unless configured."""
+        configured = getattr(self, f"{authority}_url")
+        return configured or f"http://127.0.0.1:{self.sandbox_port}/{authority}/dxp"
+
     @property
     def customs_endpoint(self) -> str:
-        """The customs DXP endpoint; the sandbox unless configured."""
-        return self.customs_url or f"http://127.0.0.1:{self.sandbox_port}/customs/dxp"
+        return self.endpoint("customs")
+
+    @property
+    def inspection_prefixes(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.inspection_hs_prefixes.split(",") if p.strip())
+
+    @property
+    def port_types(self) -> frozenset[str]:
+        return frozenset(t.strip() for t in self.port_message_types.split(",") if t.strip())
 
     @property
     def demo_codes(self) -> list[str]:
