@@ -28,4 +28,5 @@ def create_app(
     problems.init_app(app)
     for module in (declarations, receipts, validate, health):
         app.register_blueprint(module.bp)
+    app.register_blueprint(receipts.port_bp)
     return app

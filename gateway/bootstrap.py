@@ -4,22 +4,30 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
+from lxml import etree
 from redis import Redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
+from adapters.breaker import CircuitBreaker
 from adapters.customs import CustomsClient
+from adapters.dxp_client import DxpAuthorityClient
+from adapters.inspection import InspectionClient
+from adapters.port import PortClient
 from adapters.transport import HttpTransport
+from gateway.domain.routing import RoutingRules
 from gateway.persistence.database import get_engine
 from gateway.services.keyring import KeyRing
 from gateway.services.runtime import Runtime
 from gateway.settings import Settings
 from gateway.xml.parsing import ParseLimits
-from signing.keys import TrustStore
-from signing.policy import policy_by_name
+from signing.keys import TrustStore, load_signing_key
+from signing.policy import default_policy_for_key_type, policy_by_name
+from signing.xmldsig import sign_enveloped
 
 log = logging.getLogger(__name__)
 DELIVER_JOB = "gateway.jobs.delivery.deliver_job"
@@ -28,6 +36,11 @@ DELIVER_JOB = "gateway.jobs.delivery.deliver_job"
 def declarant_key_paths(settings: Settings) -> tuple[Path, Path]:
     """Where the demo organisation's (test) signing key and certificate live."""
     return settings.keys_path / "declarant.key", settings.keys_path / "declarant.crt"
+
+
+def gateway_key_paths(settings: Settings) -> tuple[Path, Path]:
+    """The gateway's own identity: it signs the manifests and releases it sends the port."""
+    return settings.keys_path / "gateway.key", settings.keys_path / "gateway.crt"
 
 
 def redis_connection(settings: Settings) -> Redis:
@@ -61,17 +74,45 @@ def enqueue_deliveries(queue: Queue, dispatch_ids: list[str], job_timeout: int) 
     queue.enqueue_many(jobs)
 
 
+AUTHORITIES = ("customs", "inspection", "port")
+CLIENTS = {"customs": CustomsClient, "inspection": InspectionClient, "port": PortClient}
+
+
+def _clients(settings: Settings) -> dict[str, DxpAuthorityClient]:
+    transport = HttpTransport(settings.http_connect_timeout, settings.http_read_timeout)
+    return {
+        name: CLIENTS[name](
+            settings.endpoint(name),
+            getattr(settings, f"{name}_dxp_id"),
+            transport,
+            CircuitBreaker(name, settings.breaker_failures, settings.breaker_reset_seconds),
+        )
+        for name in AUTHORITIES
+    }
+
+
+def _gateway_signer(settings: Settings) -> Callable[[etree._Element], bytes]:
+    key = load_signing_key(*gateway_key_paths(settings))
+    policy = default_policy_for_key_type(key.key_type)
+
+    def sign(root: etree._Element) -> bytes:
+        sign_enveloped(root, key, policy)
+        return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+    return sign
+
+
 def build_runtime(settings: Settings) -> Runtime:
     """Everything the use cases need, loaded once: keys, trust stores, clients, engine."""
-    transport = HttpTransport(settings.http_connect_timeout, settings.http_read_timeout)
-    customs = CustomsClient(settings.customs_endpoint, settings.customs_dxp_id, transport)
     queue = delivery_queue(settings)
     engine = get_engine(settings.db_url)
 
     def ring(dispatch_ids: list[str]) -> None:
+        if not dispatch_ids:
+            return
         try:
             enqueue_deliveries(queue, dispatch_ids, settings.job_timeout)
-        except Exception as exc:
+        except Exception as exc:  # the relay re-enqueues from the database
             log.warning(
                 "doorbell failed (%s); the relay will enqueue %d dispatch(es)",
                 type(exc).__name__,
@@ -83,14 +124,20 @@ def build_runtime(settings: Settings) -> Runtime:
         limits=ParseLimits(max_bytes=settings.max_body_bytes, max_depth=settings.max_xml_depth),
         keys=KeyRing(engine),
         receipt_policy=policy_by_name(settings.receipt_policy),
-        clients={"customs": customs},
-        trust={"customs": TrustStore.from_pem_files([settings.path(settings.customs_cert)])},
-        senders={settings.customs_dxp_id: "customs"},
+        clients=_clients(settings),
+        trust={
+            name: TrustStore.from_pem_files([settings.path(getattr(settings, f"{name}_cert"))])
+            for name in AUTHORITIES
+        },
+        senders={getattr(settings, f"{name}_dxp_id"): name for name in AUTHORITIES},
         lease_seconds=settings.lease_seconds,
         doorbell_grace=settings.doorbell_grace,
         retry_base_seconds=settings.retry_base_seconds,
         retry_max_seconds=settings.retry_max_seconds,
         ring=ring,
+        rules=RoutingRules(settings.inspection_prefixes, settings.port_types),
+        gateway_dxp_id=settings.gateway_dxp_id,
+        sign_as_gateway=_gateway_signer(settings),
     )
 
 

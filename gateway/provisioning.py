@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from gateway.api.auth import hash_key, new_api_key
-from gateway.bootstrap import declarant_key_paths
+from gateway.bootstrap import declarant_key_paths, gateway_key_paths
 from gateway.persistence import repository as repo
 from gateway.persistence.database import get_engine
 from gateway.persistence.ids import new_id
@@ -26,18 +26,15 @@ def sandbox_key_paths(settings: Settings, authority: str) -> tuple[Path, Path]:
     )
 
 
-def gateway_key_paths(settings: Settings) -> tuple[Path, Path]:
-    """The gateway's own identity: it signs the manifests and releases it sends the port."""
-    return settings.keys_path / "gateway.key", settings.keys_path / "gateway.crt"
-
-
 def ensure_keys(settings: Settings) -> list[Path]:
     """Generate the test keys that are missing (declarant, gateway, sandbox authorities) and
     register the gateway's certificate with the authorities (the port trusts it)."""
     settings.keys_path.mkdir(parents=True, exist_ok=True)
     made: list[Path] = []
-    pairs = [(declarant_key_paths(settings), "Demo Broker Co. declarant (TEST)"),
-             (gateway_key_paths(settings), "Single-window gateway (TEST)")]
+    pairs = [
+        (declarant_key_paths(settings), "Demo Broker Co. declarant (TEST)"),
+        (gateway_key_paths(settings), "Single-window gateway (TEST)"),
+    ]
     pairs += [
         (sandbox_key_paths(settings, a), f"Sandbox {a} authority (TEST)")
         for a in SANDBOX_AUTHORITIES
@@ -47,8 +44,11 @@ def ensure_keys(settings: Settings) -> list[Path]:
         if not key.exists():
             generate_test_identity(name, key, cert)
             made.append(key)
-    publish_certificate(settings.registered_path, settings.gateway_dxp_id,
-                        load_signing_key(*gateway_key_paths(settings)))
+    publish_certificate(
+        settings.registered_path,
+        settings.gateway_dxp_id,
+        load_signing_key(*gateway_key_paths(settings)),
+    )
     return made
 
 

@@ -1,164 +1,295 @@
-"""The sandbox customs authority: verify, validate, then answer 2 -> 120 -> 800 later.
+"""The sandbox customs authority: verify, validate, check, match, tax, select, then answer.
 
-It reads only the verified element of a message, refuses a bad signature with receipt 100
-("验签失败") and a format error with CEB900, and deduplicates on the DXP CopMsgId so that a
-retried delivery never produces a second set of receipts.
+It takes a message at once (deduplicated on the DXP CopMsgId, so a retried delivery never
+produces a second set of receipts) and works on it in the background: a bad signature is
+answered 100 "验签失败", a format error CEB900, a broken rule or a failed three-document
+match 100 with a Chinese and English reason. An inventory list that passes gets its preNo
+(2), its invtNo (120), a CEB816 tax bill (imports), and a channel: released (800) or
+inspected (500) and then released (800) or held (501).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 from lxml import etree
 
 from adapters.dxp import Envelope
 from gateway.domain.errors import GatewayError
-from gateway.xml.parsing import ParseLimits, parse_xml
-from gateway.xml.validation import detect, schema_violations
+from gateway.domain.rules import DocumentView, check_document
+from gateway.xml.parsing import ParseLimits
+from gateway.xml.validation import detect
+from sandbox.intake import MessageBook, check_message, documents_of
+from sandbox.matching import (
+    INVENTORY_DIRECTION,
+    PARTNER_TYPES,
+    Document,
+    PartnerBook,
+    Partners,
+    check,
+    mismatch_reason,
+    missing_reason,
+)
 from sandbox.numbers import china_now, invt_no, pre_no, return_time
-from sandbox.receipts import ReceiptSender, format_error, inventory_return
-from sandbox.registry import SenderRegistry, policy_claimed
-from schemas.registry import CEB_NS
-from signing.errors import SignatureError
-from signing.xmldsig import verify_enveloped
+from sandbox.outbox import Outbox
+from sandbox.receipts import build_reply, format_error, reply_fields, tax_bill_message
+from sandbox.registry import SenderRegistry
+from sandbox.risk import Risk
+from sandbox.scheduler import Scheduler
+from sandbox.tax import tax_bill
 
 log = logging.getLogger(__name__)
-_Q = f"{{{CEB_NS}}}"
-HEAD_COPY = ("guid", "customsCode", "ebpCode", "ebcCode", "agentCode", "copNo")
+
+INFO = {
+    "2": "新增申报成功 / declared, e-port accepted",
+    "120": "逻辑校验通过 / stored, logic check passed",
+    "500": "查验 / selected for inspection",
+    "800": "放行 / released",
+    "501": "扣留 / held after inspection",
+}
 
 
-@dataclass
-class CustomsRecords:
-    """What the sandbox saw: each CopMsgId once, and every document it answered."""
+@dataclass(frozen=True)
+class Step:
+    """One receipt of a plan: its code, when (seconds from now), and its reason."""
 
-    messages: dict[str, str] = field(default_factory=dict)  # CopMsgId -> message type
-    duplicates: int = 0
-    documents: dict[str, list[str]] = field(default_factory=dict)  # doc guid -> codes sent
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    code: str
+    delay: float
+    info: str = ""
+
+
+def receipt_fields(
+    reply_type: str, head: dict[str, str], numbers: dict[str, str], step: Step
+) -> dict[str, str]:
+    """The fields of a reply: the document's, its numbers (invtNo only from 120 on, unless
+    the reply requires it), the status, and when it is issued."""
+    fields = {**head, "preNo": numbers.get("preNo", "")}
+    needs_invt = any(f.name == "invtNo" and f.required for f in reply_fields(reply_type))
+    if needs_invt or step.code not in ("2", "100"):
+        fields["invtNo"] = numbers.get("invtNo", "")
+    fields["returnStatus"] = step.code
+    fields["returnTime"] = return_time(china_now() + timedelta(seconds=step.delay))
+    fields["returnInfo"] = (step.info or INFO.get(step.code, step.code))[:1000]
+    return fields
 
 
 class SandboxCustoms:
     """Customs, as the gateway sees it over HTTP."""
 
+    authority = "customs"
+
     def __init__(
         self,
         registry: SenderRegistry,
-        sender: ReceiptSender,
+        outbox: Outbox,
+        risk: Risk,
+        scheduler: Scheduler,
         delays: list[float],
         limits: ParseLimits | None = None,
+        workers: int = 8,
     ) -> None:
-        self.registry, self.sender = registry, sender
+        self.registry, self.outbox, self.risk, self.scheduler = registry, outbox, risk, scheduler
         self.delays = ([*delays, 0.0, 0.0, 0.0])[:3]
         self.limits = limits or ParseLimits()
-        self.records = CustomsRecords()
+        self.records = MessageBook()
+        self.book = PartnerBook()
+        self.tax_bills: dict[str, dict[str, str]] = {}
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="customs")
 
     def receive(self, env: Envelope) -> str:
-        """Take one message; returns 'accepted' or 'duplicate' (receipts follow later)."""
-        with self.records.lock:
-            if env.cop_msg_id in self.records.messages:
-                self.records.duplicates += 1
-                return "duplicate"
-            self.records.messages[env.cop_msg_id] = env.msg_type
-        try:
-            root = parse_xml(env.data, self.limits)
-        except GatewayError as exc:
-            self._format_error(env, f"报文解析失败 / not well-formed: {exc.detail}")
-            return "accepted"
-        trust = self.registry.trust_for(env.sender_id)
-        if trust is None:
-            self._reject_all(
-                env.sender_id,
-                root,
-                f"验签失败 / sender {env.sender_id} has no registered signing certificate",
-            )
-            return "accepted"
-        try:
-            verified = verify_enveloped(root, trust, policy_claimed(root))
-        except SignatureError as exc:
-            self._reject_all(
-                env.sender_id, root, f"验签失败 / signature verification failed: {exc}"
-            )
-            return "accepted"
-        try:
-            spec = detect(verified.root)
-        except GatewayError as exc:
-            self._format_error(env, f"报文类型错误 / unknown message type: {exc.detail}")
-            return "accepted"
-        violations = schema_violations(verified.root, spec)
-        if violations:
-            text = "; ".join(f"{v.path}: {v.message}" for v in violations[:20])
-            self._format_error(env, f"报文格式错误 / format error: {text}")
-            return "accepted"
-        self._clear(
-            env.sender_id, verified.root, spec.document or "Inventory", spec.head or "InventoryHead"
-        )
+        """Take one message; 'accepted' or 'duplicate' (receipts follow later)."""
+        if not self.records.register(env.cop_msg_id, env.msg_type):
+            return "duplicate"
+        self._pool.submit(self._process_safely, env)
         return "accepted"
 
-    def _heads(self, root: etree._Element, document: str, head: str) -> list[dict[str, str]]:
-        out = []
-        for doc in root.iterfind(f"{_Q}{document}"):
-            h = doc.find(f"{_Q}{head}")
-            if h is not None:
-                out.append(
-                    {
-                        etree.QName(c).localname: (c.text or "").strip()
-                        for c in h
-                        if isinstance(c.tag, str)
-                    }
-                )
-        return out
+    def stop(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def _base(self, head: dict[str, str]) -> dict[str, str]:
-        base = {k: head.get(k, "") for k in HEAD_COPY}
-        base["copNo"] = base["copNo"] or head.get("guid", "")[:20]
-        return base
-
-    def _clear(self, to: str, root: etree._Element, document: str, head_name: str) -> None:
-        now = china_now()
-        for head in self._heads(root, document, head_name):
-            base = self._base(head)
-            base["preNo"] = pre_no(now)
-            number = invt_no(head.get("customsCode", "0000"), now, head.get("ieFlag", "I"))
-            steps = [
-                ("2", "申报成功 / declared, e-port accepted", {}),
-                ("120", "逻辑校验通过 / stored, logic check passed", {"invtNo": number}),
-                ("800", "放行 / released", {"invtNo": number}),
-            ]
-            delay = 0.0
-            for (code, info, extra), step in zip(steps, self.delays, strict=True):
-                delay += step
-                fields = {
-                    **base,
-                    **extra,
-                    "returnStatus": code,
-                    "returnTime": return_time(china_now()),
-                    "returnInfo": info,
-                }
-                self._send(to, base["guid"], code, fields, delay)
-
-    def _reject_all(self, to: str, root: etree._Element, info: str) -> None:
-        now = china_now()
-        for head in self._heads(root, "Inventory", "InventoryHead"):
-            base = self._base(head)
-            base["preNo"] = pre_no(now)
-            fields = {
-                **base,
-                "returnStatus": "100",
-                "returnTime": return_time(now),
-                "returnInfo": info[:1000],
-            }
-            self._send(to, base["guid"], "100", fields, self.delays[0])
-
-    def _send(self, to: str, guid: str, code: str, fields: dict[str, str], delay: float) -> None:
+    def snapshot(self) -> dict[str, Any]:
         with self.records.lock:
-            self.records.documents.setdefault(guid, []).append(code)
-        self.sender.schedule(inventory_return(fields), delay, to)
+            bills = dict(self.tax_bills)
+        return {
+            **self.records.snapshot(),
+            "tax_bills": bills,
+            "waiting_for_partners": self.book.waiting(),
+            "receipts": self.outbox.snapshot(),
+        }
+
+    # ------------------------------------------------------------------ processing
+
+    def _process_safely(self, env: Envelope) -> None:
+        try:
+            self._process(env)
+        except Exception:  # a bug must not kill the worker; the gateway will poll
+            log.exception("customs failed to process %s", env.cop_msg_id)
+
+    def _process(self, env: Envelope) -> None:
+        checked = check_message(env, self.registry, self.limits)
+        if checked.problem == "signature" and checked.root is not None:
+            self._reject_unverified(env, checked.root, checked.info)
+            return
+        if checked.problem is not None or checked.spec is None or checked.root is None:
+            self._format_error(env, checked.info)
+            return
+        spec = checked.spec
+        if spec.kind != "declaration" or spec.reply is None:
+            self._format_error(env, f"报文类型错误 / {spec.type} is not declared to customs")
+            return
+        for doc in documents_of(checked.root, spec):
+            self._declaration(env.sender_id, spec.reply, doc)
+
+    def _declaration(self, to: str, reply: str, doc: Document) -> None:
+        numbers = {"preNo": pre_no(china_now())}
+        if doc.type in INVENTORY_DIRECTION:
+            numbers["invtNo"] = invt_no(
+                doc.head.get("customsCode", "0000"), china_now(), doc.head.get("ieFlag", "I")
+            )
+        d0, d1, _ = self.delays
+        broken = check_document(DocumentView(doc.type, doc.head, doc.lines))
+        if broken:
+            zh = "；".join(v.message_zh for v in broken[:5])
+            en = "; ".join(v.message for v in broken[:5])
+            reason = f"逻辑校验失败：{zh} / logic check failed: {en}"
+            self._send(to, reply, doc, numbers, [Step("2", d0), Step("100", d0 + d1, reason)])
+            return
+        if doc.type in INVENTORY_DIRECTION:
+            self._inventory(to, reply, doc, numbers)
+            return
+        if doc.type in PARTNER_TYPES:
+            self.book.add(doc)
+        self._send(to, reply, doc, numbers, [Step("2", d0), Step("120", d0 + d1)])
+
+    def _inventory(self, to: str, reply: str, doc: Document, numbers: dict[str, str]) -> None:
+        config = self.risk.config
+        mode = config.match_mode
+        if mode == "off":
+            self._decide(to, reply, doc, numbers, None, True)
+            return
+        if mode == "present":
+            self._decide(to, reply, doc, numbers, self.book.find(doc), True)
+            return
+        token = f"{doc.head.get('guid', '')}/{numbers['preNo']}"
+
+        def complete(partners: Partners) -> None:
+            self._decide(to, reply, doc, numbers, partners, False)
+
+        if not self.book.wait(token, doc, complete):
+            self._decide(to, reply, doc, numbers, self.book.find(doc), True)
+            return
+        self._send(to, reply, doc, numbers, [Step("2", self.delays[0])])
+
+        def expire() -> None:
+            partners = self.book.expire(token)
+            if partners is not None:
+                self._decide(to, reply, doc, numbers, partners, False)
+
+        self.scheduler.call_later(config.match_timeout, expire)
+
+    def _decide(
+        self,
+        to: str,
+        reply: str,
+        doc: Document,
+        numbers: dict[str, str],
+        partners: Partners | None,
+        with_two: bool,
+    ) -> None:
+        """After matching: reject, or accept, bill and select a channel."""
+        try:
+            self._decide_unsafe(to, reply, doc, numbers, partners, with_two)
+        except Exception:
+            log.exception("customs failed to decide on %s", doc.head.get("guid"))
+
+    def _decide_unsafe(
+        self,
+        to: str,
+        reply: str,
+        doc: Document,
+        numbers: dict[str, str],
+        partners: Partners | None,
+        with_two: bool,
+    ) -> None:
+        d0, d1, d2 = self.delays
+        start = d0 if with_two else 0.0
+        steps = [Step("2", d0)] if with_two else []
+        reason = ""
+        if partners is not None:
+            missing = partners.missing() if self.risk.config.match_mode == "strict" else []
+            if missing:
+                reason = missing_reason(doc.head, missing)
+            elif problems := check(doc, partners):
+                reason = mismatch_reason(problems)
+        if reason:
+            self._send(to, reply, doc, numbers, [*steps, Step("100", start + d1, reason)])
+            return
+        accepted = start + d1
+        steps.append(Step("120", accepted))
+        codes = [doc.head.get(k, "") for k in ("agentCode", "ebpCode", "ebcCode")]
+        selected, tier = self.risk.customs_selects(codes)
+        if selected:
+            steps.append(Step("500", accepted + d2, f"查验 / selected for inspection ({tier})"))
+            held = self.risk.holds()
+            steps.append(
+                Step("501", accepted + 2 * d2)
+                if held
+                else Step("800", accepted + 2 * d2, "查验放行 / released after inspection")
+            )
+        else:
+            steps.append(Step("800", accepted + d2))
+        self._send(to, reply, doc, numbers, steps)
+        if doc.type == "CEB621":
+            self._tax_bill(to, doc, numbers["invtNo"], accepted)
+
+    def _tax_bill(self, to: str, doc: Document, number: str, delay: float) -> None:
+        bill = tax_bill(number, doc.lines)
+        when = return_time(china_now() + timedelta(seconds=delay))
+        with self.records.lock:
+            self.tax_bills[doc.head.get("guid", "")] = {
+                "taxNo": bill.tax_no,
+                "invtNo": number,
+                "valueAddedTax": str(bill.value_added_tax),
+                "consumptionTax": str(bill.consumption_tax),
+                "customsTax": str(bill.customs_tax),
+            }
+        self.outbox.schedule(tax_bill_message(bill, doc.head, when), delay, to, "CEB816")
+
+    # ------------------------------------------------------------------ answers
+
+    def _send(
+        self, to: str, reply: str, doc: Document, numbers: dict[str, str], steps: list[Step]
+    ) -> None:
+        guid = doc.head.get("guid", "")
+        messages = []
+        for step in steps:
+            self.records.note(guid, step.code)
+            fields = receipt_fields(reply, doc.head, numbers, step)
+            messages.append((build_reply(reply, fields), step.delay))
+        self.outbox.schedule_series(messages, to, reply)
+
+    def _reject_unverified(self, env: Envelope, root: etree._Element, info: str) -> None:
+        """Answer 100 for each document of a message whose signature failed (addressed by
+        the unverified content: there is nothing else to address it by)."""
+        try:
+            spec = detect(root)
+        except GatewayError:
+            spec = None
+        if spec is None or spec.reply is None:
+            self._format_error(env, info)
+            return
+        for doc in documents_of(root, spec):
+            numbers = {"preNo": pre_no(china_now())}
+            step = Step("100", self.delays[0], info)
+            self._send(env.sender_id, spec.reply, doc, numbers, [step])
 
     def _format_error(self, env: Envelope, info: str) -> None:
-        self.sender.schedule(
+        self.outbox.schedule(
             format_error(env.cop_msg_id, env.msg_type, info, return_time(china_now())),
             self.delays[0],
             env.sender_id,
+            "CEB900",
         )

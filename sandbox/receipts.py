@@ -1,57 +1,95 @@
-"""Build signed receipts (CEB622, CEB900) and deliver them to the gateway later, in order."""
+"""Build the authorities' receipts (any CEB reply type, CEB900, CEB816) and port events.
+
+Reply elements are filled in the order their schema gives, from the fields of the document
+being answered plus what the authority assigns, so every receipt validates against ours.
+"""
 
 from __future__ import annotations
 
-import heapq
-import itertools
-import logging
-import threading
-import time
+import functools
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
-import httpx
+import xmlschema
 from lxml import etree
 
-from adapters.dxp import Envelope, build_envelope
-from schemas.registry import CEB_NS
-from signing.keys import SigningKey
-from signing.policy import SignaturePolicy
-from signing.xmldsig import sign_enveloped
+from sandbox.tax import TaxBill
+from schemas.registry import CEB_NS, PORT_NS, get_spec
 
-log = logging.getLogger(__name__)
 _Q = f"{{{CEB_NS}}}"
+_P = f"{{{PORT_NS}}}"
+
+# Values for required reply fields the answered document may not carry.
+FALLBACKS: dict[str, str] = {"statisticsFlag": "A", "msgSeqNo": "1", "logisticsStatus": "S"}
+
+
+def new_guid() -> str:
+    """A fresh 36-character upper-case GUID, as every CEB head and message needs."""
+    return str(uuid.uuid4()).upper()
 
 
 def _element(parent: etree._Element, name: str, text: str) -> None:
     etree.SubElement(parent, f"{_Q}{name}").text = text
 
 
-def new_guid() -> str:
-    return str(uuid.uuid4()).upper()
+@dataclass(frozen=True)
+class FieldSpec:
+    """One child of a reply element: its name, whether it is required, its length cap."""
+
+    name: str
+    required: bool
+    max_length: int | None
+
+
+@functools.cache
+def reply_fields(reply_type: str) -> tuple[FieldSpec, ...]:
+    """The children of a reply type's return element, in schema order (read once)."""
+    spec = get_spec(reply_type)
+    schema = xmlschema.XMLSchema(str(spec.xsd))
+    root = schema.elements[spec.root]
+    entry = next(e for e in root.type.content.iter_elements() if e.local_name == spec.document)
+    out = []
+    for child in entry.type.content.iter_elements():
+        limit = None
+        if child.type.is_simple():
+            limit = getattr(child.type, "max_length", None) or getattr(child.type, "length", None)
+        out.append(FieldSpec(child.local_name, child.min_occurs > 0, limit))
+    return tuple(out)
+
+
+def build_reply(reply_type: str, fields: Mapping[str, str]) -> etree._Element:
+    """A ``reply_type`` message with one return entry; required fields never left empty."""
+    spec = get_spec(reply_type)
+    root = etree.Element(
+        f"{_Q}{spec.root}", nsmap={"ceb": CEB_NS}, guid=new_guid(), version="1.0"
+    )
+    entry = etree.SubElement(root, f"{_Q}{spec.document}")
+    for f in reply_fields(reply_type):
+        value = fields.get(f.name) or ""
+        if not value and f.required:
+            value = FALLBACKS.get(f.name, "")
+            if not value and f.name == "copNo":
+                value = (fields.get("guid") or new_guid())[: f.max_length or 20]
+        if not value:
+            if f.required and f.name != "oriBizMessage":
+                value = "0"
+            else:
+                continue
+        _element(entry, f.name, value[: f.max_length] if f.max_length else value)
+    return root
 
 
 def inventory_return(fields: dict[str, str]) -> etree._Element:
-    """A CEB622 message with one InventoryReturn; ``fields`` in schema order."""
+    """A CEB622 message with one InventoryReturn (kept for callers that build one directly)."""
     root = etree.Element(
         f"{_Q}CEB622Message", nsmap={"ceb": CEB_NS}, guid=new_guid(), version="1.0"
     )
     entry = etree.SubElement(root, f"{_Q}InventoryReturn")
-    for name in (
-        "guid",
-        "customsCode",
-        "ebpCode",
-        "ebcCode",
-        "agentCode",
-        "copNo",
-        "preNo",
-        "invtNo",
-        "returnStatus",
-        "returnTime",
-        "returnInfo",
-    ):
-        if fields.get(name):
-            _element(entry, name, fields[name])
+    for f in reply_fields("CEB622"):
+        if fields.get(f.name):
+            _element(entry, f.name, fields[f.name])
     return root
 
 
@@ -66,81 +104,74 @@ def format_error(cop_msg_id: str, message_type: str, info: str, when: str) -> et
         ("returnStatus", "100"),
         ("returnInfo", info[:5000]),
         ("returnTime", when),
-        ("oriCopMsgId", cop_msg_id),
-        ("oriMessageType", message_type),
+        ("oriCopMsgId", cop_msg_id[:255]),
+        ("oriMessageType", message_type[:15]),
         ("oriBizMessage", ""),
     ):
         _element(entry, name, value)
     return root
 
 
-@dataclass(order=True)
-class _Due:
-    at: float
-    seq: int
-    body: bytes = field(compare=False)
-    tries: int = field(default=0, compare=False)
+def tax_bill_message(bill: TaxBill, head: Mapping[str, str], when: str) -> etree._Element:
+    """A CEB816 electronic tax bill for one inventory list."""
+    root = etree.Element(
+        f"{_Q}CEB816Message", nsmap={"ceb": CEB_NS}, guid=new_guid(), version="1.0"
+    )
+    tax = etree.SubElement(root, f"{_Q}Tax")
+    h = etree.SubElement(tax, f"{_Q}TaxHeadRd")
+    for name, value in (
+        ("guid", new_guid()),
+        ("returnTime", when),
+        ("invtNo", bill.invt_no),
+        ("taxNo", bill.tax_no),
+        ("customsTax", str(bill.customs_tax)),
+        ("valueAddedTax", str(bill.value_added_tax)),
+        ("consumptionTax", str(bill.consumption_tax)),
+        ("status", "1"),
+        ("assureCode", head.get("assureCode", "")),
+        ("ebcCode", head.get("ebcCode", "")),
+        ("logisticsCode", head.get("logisticsCode", "")),
+        ("agentCode", head.get("agentCode", "")),
+        ("customsCode", head.get("customsCode", "")),
+    ):
+        if value:
+            _element(h, name, value)
+    for line in bill.lines:
+        row = etree.SubElement(tax, f"{_Q}TaxListRd")
+        for name, value in (
+            ("gnum", str(line.gnum)),
+            ("gcode", line.gcode),
+            ("taxPrice", str(line.tax_price)),
+            ("customsTax", str(line.customs_tax)),
+            ("valueAddedTax", str(line.value_added_tax)),
+            ("consumptionTax", str(line.consumption_tax)),
+        ):
+            _element(row, name, value)
+    return root
 
 
-class ReceiptSender:
-    """Signs receipts and POSTs them to the gateway when due, retrying until accepted."""
+@dataclass(frozen=True)
+class PortConsignment:
+    """A consignment as the port names it in its events."""
 
-    def __init__(self, url: str, sender_id: str, key: SigningKey, policy: SignaturePolicy) -> None:
-        self.url, self.sender_id = url, sender_id
-        self.key, self.policy = key, policy
-        self._heap: list[_Due] = []
-        self._seq = itertools.count()
-        self._cv = threading.Condition()
-        self._client = httpx.Client(timeout=httpx.Timeout(5.0, connect=2.0))
-        self.delivered = 0
-        threading.Thread(target=self._run, name="receipt-sender", daemon=True).start()
+    logistics_no: str
+    bill_no: str = ""
+    invt_no: str = ""
 
-    def schedule(self, receipt: etree._Element, delay: float, receiver_id: str) -> None:
-        """Sign now, send to ``receiver_id`` (the original sender) after ``delay`` seconds."""
-        sign_enveloped(receipt, self.key, self.policy)
-        data = etree.tostring(receipt, xml_declaration=True, encoding="UTF-8")
-        body = build_envelope(
-            Envelope(
-                cop_msg_id=receipt.get("guid", ""),
-                sender_id=self.sender_id,
-                receiver_ids=(receiver_id,),
-                msg_type=etree.QName(receipt).localname[:6],
-                data=data,
-            )
-        )
-        with self._cv:
-            heapq.heappush(self._heap, _Due(time.monotonic() + delay, next(self._seq), body))
-            self._cv.notify()
 
-    def pending(self) -> int:
-        with self._cv:
-            return len(self._heap)
-
-    def _run(self) -> None:
-        while True:
-            with self._cv:
-                while not self._heap or self._heap[0].at > time.monotonic():
-                    timeout = (self._heap[0].at - time.monotonic()) if self._heap else None
-                    self._cv.wait(timeout)
-                due = heapq.heappop(self._heap)
-            if not self._post(due.body):
-                due.tries += 1
-                due.at = time.monotonic() + min(30.0, 0.5 * 2 ** min(due.tries, 6))
-                with self._cv:
-                    heapq.heappush(self._heap, due)
-
-    def _post(self, body: bytes) -> bool:
-        try:
-            resp = self._client.post(
-                self.url, content=body, headers={"Content-Type": "application/xml"}
-            )
-        except httpx.HTTPError as exc:
-            log.warning("receipt delivery to %s failed: %s", self.url, type(exc).__name__)
-            return False
-        if resp.status_code >= 500:
-            log.warning("gateway answered %s to a receipt; will retry", resp.status_code)
-            return False
-        if resp.status_code >= 400:
-            log.error("gateway refused a receipt (%s): %s", resp.status_code, resp.text[:300])
-        self.delivered += 1
-        return True
+def port_event(
+    kind: str, port_code: str, consignments: Sequence[PortConsignment], at: datetime
+) -> etree._Element:
+    """A port ``Arrival`` or ``GateOut`` message (one entry per consignment)."""
+    stamp = "arrivedAt" if kind == "Arrival" else "gateOutAt"
+    root = etree.Element(f"{_P}{kind}", nsmap={"port": PORT_NS}, id=new_guid(), version="1.0")
+    etree.SubElement(root, f"{_P}portCode").text = port_code
+    for c in consignments:
+        entry = etree.SubElement(root, f"{_P}Consignment")
+        etree.SubElement(entry, f"{_P}logisticsNo").text = c.logistics_no
+        if c.bill_no:
+            etree.SubElement(entry, f"{_P}billNo").text = c.bill_no
+        if c.invt_no:
+            etree.SubElement(entry, f"{_P}invtNo").text = c.invt_no
+        etree.SubElement(entry, f"{_P}{stamp}").text = at.isoformat(timespec="seconds")
+    return root

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from gateway.services.port_events import record_port_events
 from gateway.services.receipts import record_receipts
 
 bp = Blueprint("receipts", __name__, url_prefix="/api/v1/receipts")
@@ -21,6 +22,23 @@ def receive() -> Response:
             "applied": outcome.applied,
             "duplicates": outcome.duplicates,
             "stale": outcome.stale,
+            "unmatched": outcome.unmatched,
+        }
+    )
+
+
+port_bp = Blueprint("port_events", __name__, url_prefix="/api/v1/port/events")
+
+
+@port_bp.post("")
+def port_events() -> Response:
+    """The port's arrival and gate-out events (signed, in a DXP envelope); idempotent."""
+    rt = current_app.extensions["gateway.runtime"]()
+    outcome = record_port_events(rt, request.get_data(cache=False))
+    return jsonify(
+        {
+            "applied": outcome.applied,
+            "duplicates": outcome.duplicates,
             "unmatched": outcome.unmatched,
         }
     )

@@ -30,8 +30,9 @@ TRANSITIONS: dict[DeclarationStatus, frozenset[DeclarationStatus]] = {
     S.ACCEPTED: _BEFORE_RELEASE | {S.SUBMITTED, S.UNDER_REVIEW, S.CANCELLED},
     S.SUBMITTED: _BEFORE_RELEASE | {S.UNDER_REVIEW, S.CANCELLED},
     S.UNDER_REVIEW: _BEFORE_RELEASE | {S.CANCELLED},
-    S.INSPECTION: _BEFORE_RELEASE - {S.INSPECTION},
-    S.HELD: _BEFORE_RELEASE - {S.HELD},
+    # Back to under review when every authority has cleared but arrival is still awaited.
+    S.INSPECTION: (_BEFORE_RELEASE - {S.INSPECTION}) | {S.UNDER_REVIEW},
+    S.HELD: (_BEFORE_RELEASE - {S.HELD}) | {S.UNDER_REVIEW},
     S.RELEASED: frozenset({S.CLOSED, S.RETURNED, S.CANCELLED}),
     S.CLOSED: frozenset(),
     S.REJECTED: frozenset(),
@@ -81,11 +82,13 @@ def derive_status(
     *,
     all_sent: bool,
     current: DeclarationStatus,
+    awaiting_arrival: bool = False,
 ) -> DeclarationStatus:
     """The overall status implied by the routed authorities' phases.
 
     Rejection by any authority wins, then return, hold, inspection; released only when
-    every routed authority has released; cancelled is set by the cancel use case, not here.
+    every routed authority has released and, for an advance declaration (提前申报、运抵验放),
+    the port has reported arrival; cancelled is set by the cancel use case, not here.
     """
     if current in (S.CANCELLED,):
         return current
@@ -100,9 +103,11 @@ def derive_status(
         return S.HELD
     if any(p == Phase.INSPECTION for p in values):
         return S.INSPECTION
-    if all(p == Phase.CLOSED for p in values):
+    if all(p == Phase.CLOSED for p in values) and not awaiting_arrival:
         return S.CLOSED
     if all(p >= Phase.RELEASED for p in values):
+        if awaiting_arrival:
+            return current if current == S.UNDER_REVIEW else S.UNDER_REVIEW
         return S.RELEASED
     if any(p >= Phase.STORED for p in values):
         return S.UNDER_REVIEW

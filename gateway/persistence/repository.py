@@ -267,9 +267,19 @@ def get_message(conn: Connection, message_id: str) -> RowMapping | None:
 # --- dispatches (the outbox) -------------------------------------------------------------
 
 
+_DISPATCH_DEFAULTS = {
+    "kind": "declaration",
+    "declaration_id": None,
+    "msg_type": None,
+    "payload": None,
+}
+
+
 def insert_dispatches(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert dispatch rows; every row gets every column (an executemany takes the first
+    row's keys for all of them, which would silently drop a later row's payload)."""
     if rows:
-        conn.execute(insert(t.dispatches), rows)
+        conn.execute(insert(t.dispatches), [{**_DISPATCH_DEFAULTS, **r} for r in rows])
 
 
 def due_dispatch_ids(conn: Connection, at: datetime, limit: int) -> list[str]:
@@ -348,7 +358,7 @@ def finish_attempt(conn: Connection, dispatch_id: str, attempt: int, **values: A
 def dispatch_states(conn: Connection, message_id: str) -> dict[str, str]:
     rows = conn.execute(
         select(t.dispatches.c.authority, t.dispatches.c.state).where(
-            t.dispatches.c.message_id == message_id
+            t.dispatches.c.message_id == message_id, t.dispatches.c.kind == "declaration"
         )
     )
     return {r[0]: r[1] for r in rows}
@@ -366,3 +376,95 @@ def receipt_seen(conn: Connection, fingerprint: str) -> bool:
 
 def insert_receipt(conn: Connection, **values: Any) -> None:
     conn.execute(insert(t.receipts).values(received_at=now(), **values))
+
+
+# --- port ------------------------------------------------------------------------------
+
+
+def arrivals_of(conn: Connection, logistics_nos: Sequence[str]) -> dict[str, datetime]:
+    """When the port reported each consignment's arrival (only those that arrived)."""
+    if not logistics_nos:
+        return {}
+    rows = conn.execute(
+        select(t.port_events.c.logistics_no, func.min(t.port_events.c.at))
+        .where(t.port_events.c.kind == "arrival", t.port_events.c.logistics_no.in_(logistics_nos))
+        .group_by(t.port_events.c.logistics_no)
+    )
+    return {r[0]: as_utc(r[1]) for r in rows}  # type: ignore[misc]
+
+
+def port_event_seen(conn: Connection, fingerprint: str) -> bool:
+    return (
+        conn.execute(
+            select(t.port_events.c.id).where(t.port_events.c.fingerprint == fingerprint)
+        ).first()
+        is not None
+    )
+
+
+def insert_port_event(conn: Connection, **values: Any) -> None:
+    conn.execute(insert(t.port_events).values(received_at=now(), **values))
+
+
+def open_declarations_by_logistics_no(
+    conn: Connection, logistics_no: str, types: Sequence[str]
+) -> list[RowMapping]:
+    """Declarations of a consignment that are still in play (for port events)."""
+    return list(
+        conn.execute(
+            select(t.declarations)
+            .where(
+                t.declarations.c.logistics_no == logistics_no,
+                t.declarations.c.type.in_(types),
+                t.declarations.c.status.not_in(("rejected", "cancelled")),
+            )
+            .with_for_update()
+        ).mappings()
+    )
+
+
+# --- joint inspections -----------------------------------------------------------------
+
+
+def joint_inspection_of(conn: Connection, declaration_id: str) -> RowMapping | None:
+    return (
+        conn.execute(
+            select(t.joint_inspections).where(
+                t.joint_inspections.c.declaration_id == declaration_id
+            )
+        )
+        .mappings()
+        .first()
+    )
+
+
+def insert_joint_inspection(conn: Connection, **values: Any) -> None:
+    conn.execute(insert(t.joint_inspections).values(**values))
+
+
+def update_joint_inspection(conn: Connection, declaration_id: str, **values: Any) -> None:
+    conn.execute(
+        update(t.joint_inspections)
+        .where(t.joint_inspections.c.declaration_id == declaration_id)
+        .values(**values)
+    )
+
+
+# --- poll cursors ----------------------------------------------------------------------
+
+
+def poll_cursor(conn: Connection, source: str) -> int:
+    value = conn.execute(
+        select(t.poll_cursors.c.cursor).where(t.poll_cursors.c.source == source)
+    ).scalar()
+    return int(value or 0)
+
+
+def save_poll_cursor(conn: Connection, source: str, cursor: int) -> None:
+    done = conn.execute(
+        update(t.poll_cursors)
+        .where(t.poll_cursors.c.source == source)
+        .values(cursor=cursor, updated_at=now())
+    )
+    if done.rowcount == 0:
+        conn.execute(insert(t.poll_cursors).values(source=source, cursor=cursor, updated_at=now()))

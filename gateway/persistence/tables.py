@@ -109,6 +109,10 @@ declarations = Table(
     Column("cop_no", String(30)),
     Column("business_key", String(200)),
     Column("app_type", String(1), nullable=False, server_default="1"),
+    Column("requires_arrival", Integer, nullable=False, server_default="0"),
+    Column("arrived_at", DateTime(timezone=True)),
+    Column("released_at", DateTime(timezone=True)),
+    Column("gate_out_at", DateTime(timezone=True)),
     Column("pre_no", String(30)),
     Column("invt_no", String(30)),
     Column("codes", JSON, nullable=False),
@@ -119,6 +123,7 @@ declarations = Table(
     Index("ix_declarations_org_created", "org_id", "created_at"),
     Index("ix_declarations_message", "message_id"),
     Index("ix_declarations_business_key", "business_key"),
+    Index("ix_declarations_logistics_no", "logistics_no"),
     # Declare once: one open (not rejected, not cancelled) declaration per business key.
     Index(
         "uq_declarations_open_business_key",
@@ -161,6 +166,12 @@ dispatches = Table(
     Column("id", String(40), primary_key=True),
     Column("message_id", String(40), ForeignKey("messages.id"), nullable=False),
     Column("authority", String(20), nullable=False),
+    # declaration: the signed CEB message itself; manifest / release: the gateway's own
+    # port message for this message (manifest) or one consignment (release).
+    Column("kind", String(12), nullable=False, server_default="declaration"),
+    Column("declaration_id", String(40), ForeignKey("declarations.id")),
+    Column("msg_type", String(20)),
+    Column("payload", LargeBinary),  # signed bytes when not the message's own
     Column("state", String(12), nullable=False),  # pending | sending | sent | failed
     Column("attempts", Integer, nullable=False, default=0),
     Column("lease_until", DateTime(timezone=True)),
@@ -168,8 +179,62 @@ dispatches = Table(
     Column("last_error", Text),
     Column("sent_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
-    UniqueConstraint("message_id", "authority"),
+    Index(
+        "uq_dispatches_message_authority_kind",
+        "message_id",
+        "authority",
+        "kind",
+        unique=True,
+        sqlite_where=text("kind != 'release'"),
+        postgresql_where=text("kind != 'release'"),
+    ),
+    # Release once: at most one release dispatch per consignment (declaration).
+    Index(
+        "uq_dispatches_one_release",
+        "declaration_id",
+        unique=True,
+        sqlite_where=text("kind = 'release'"),
+        postgresql_where=text("kind = 'release'"),
+    ),
     Index("ix_dispatches_due", "state", "next_attempt_at"),
+)
+
+joint_inspections = Table(
+    "joint_inspections",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    # Inspect once: one joint inspection per consignment, whoever asked first.
+    Column(
+        "declaration_id", String(40), ForeignKey("declarations.id"), nullable=False, unique=True
+    ),
+    Column("opened_at", DateTime(timezone=True), nullable=False),
+    Column("requested_by", JSON, nullable=False),  # authorities that selected it
+    Column("results", JSON, nullable=False),  # authority -> {code, info, at}
+    Column("closed_at", DateTime(timezone=True)),
+)
+
+port_events = Table(
+    "port_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("fingerprint", String(64), nullable=False, unique=True),
+    Column("kind", String(12), nullable=False),  # arrival | gate_out
+    Column("logistics_no", String(60), nullable=False),
+    Column("bill_no", String(60)),
+    Column("invt_no", String(60)),
+    Column("port_code", String(8)),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("raw_xml", LargeBinary, nullable=False),
+    Index("ix_port_events_logistics_no", "logistics_no", "kind"),
+)
+
+poll_cursors = Table(
+    "poll_cursors",
+    metadata,
+    Column("source", String(120), primary_key=True),  # "<authority>:<receiver dxp id>"
+    Column("cursor", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 receipts = Table(

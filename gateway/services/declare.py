@@ -24,13 +24,13 @@ from gateway.domain.errors import (
     UnknownMessageType,
     Violation,
 )
-from gateway.domain.routing import routes_for
 from gateway.domain.statuses import DeclarationStatus, Phase
 from gateway.persistence import repository as repo
 from gateway.persistence.ids import new_id
 from gateway.services.runtime import Runtime
 from gateway.services.validate import body_format, check_body
-from gateway.xml.documents import message_guid
+from gateway.xml.documents import document_elements, message_guid
+from gateway.xml.port_messages import Consignment, build_manifest
 from schemas.registry import MessageSpec
 from signing.errors import SignatureError
 from signing.xmldsig import remove_signature, sign_enveloped
@@ -251,6 +251,158 @@ def declare(
         raise
 
 
+@dataclass
+class _Plan:
+    """Everything one accepted message writes, built before the transaction opens."""
+
+    message_id: str
+    declarations: list[dict[str, Any]]
+    statuses: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+    dispatches: list[dict[str, Any]]
+
+
+def _event(declaration_id: str, at: Any, kind: str, info: str) -> dict[str, Any]:
+    return dict(
+        declaration_id=declaration_id,
+        at=at,
+        kind=kind,
+        source="gateway",
+        status="accepted",
+        info=info,
+    )
+
+
+def _plan(
+    rt: Runtime,
+    org_id: str,
+    spec: MessageSpec,
+    root: etree._Element,
+    docs: list[DocumentKeys],
+    signed_by: str,
+) -> _Plan:
+    at = repo.now()
+    plan = _Plan(new_id("msg"), [], [], [], [])
+    views = {d.position: d.view for d in document_elements(root, spec)}
+    port = rt.rules.needs_port(spec.type)
+    arrived = _arrivals(rt, [d.logistics_no for d in docs if d.logistics_no]) if port else {}
+    authorities: list[str] = []
+    for doc in docs:
+        view = views[doc.position]
+        routes = [
+            a.value
+            for a in rt.rules.clearance_routes(
+                spec.type, [line.get("gcode", "") for line in view.lines]
+            )
+        ]
+        authorities += [a for a in routes if a not in authorities]
+        did = new_id("dcl")
+        arrival = arrived.get(doc.logistics_no or "")
+        plan.declarations.append(
+            dict(
+                id=did,
+                message_id=plan.message_id,
+                org_id=org_id,
+                position=doc.position,
+                type=spec.type,
+                doc_guid=doc.guid,
+                status=DeclarationStatus.ACCEPTED.value,
+                order_no=doc.order_no,
+                logistics_no=doc.logistics_no,
+                cop_no=doc.cop_no,
+                business_key=doc.business_key,
+                app_type=doc.app_type,
+                codes=list(doc.codes),
+                routes=routes + (["port"] if port else []),
+                requires_arrival=int(port),
+                arrived_at=arrival,
+                created_at=at,
+                updated_at=at,
+            )
+        )
+        plan.statuses += [
+            dict(declaration_id=did, authority=a, phase=int(Phase.NONE), updated_at=at)
+            for a in routes
+        ]
+        routed = ", ".join(routes) + ("; manifest to the port" if port else "")
+        plan.events += [
+            _event(
+                did,
+                at,
+                "accepted",
+                f"valid {spec.type}, document {doc.position} of {len(docs)}; routed to {routed}",
+            ),
+            _event(did, at, "signed", signed_by),
+        ]
+        if port and arrival is not None:
+            plan.events.append(
+                _event(
+                    did,
+                    at,
+                    "arrived",
+                    "the port reported arrival before the declaration (not advance)",
+                )
+            )
+    due = at + timedelta(seconds=rt.doorbell_grace)
+    plan.dispatches = [
+        dict(
+            id=new_id("dsp"),
+            message_id=plan.message_id,
+            authority=a,
+            kind="declaration",
+            state="pending",
+            attempts=0,
+            next_attempt_at=due,
+            created_at=at,
+        )
+        for a in authorities
+    ]
+    if port:
+        manifest = _signed_manifest(rt, views, docs, arrived)
+        plan.dispatches.append(
+            dict(
+                id=new_id("dsp"),
+                message_id=plan.message_id,
+                authority="port",
+                kind="manifest",
+                msg_type="PortManifest",
+                payload=manifest,
+                state="pending",
+                attempts=0,
+                next_attempt_at=due,
+                created_at=at,
+            )
+        )
+    return plan
+
+
+def _arrivals(rt: Runtime, logistics_nos: list[str]) -> dict[str, Any]:
+    with rt.engine.connect() as conn:
+        return repo.arrivals_of(conn, logistics_nos)
+
+
+def _signed_manifest(
+    rt: Runtime, views: dict[int, Any], docs: list[DocumentKeys], arrived: dict[str, Any]
+) -> bytes:
+    heads = [views[d.position].head for d in docs]
+    consignments = [
+        Consignment(
+            logistics_no=h.get("logisticsNo", ""),
+            bill_no=h.get("billNo"),
+            invt_no=h.get("invtNo"),
+            traf_mode=h.get("trafMode"),
+            traf_no=h.get("trafNo"),
+            voyage_no=h.get("voyageNo"),
+            pack_no=h.get("packNo"),
+            gross_weight=h.get("grossWeight"),
+            advance=h.get("logisticsNo") not in arrived,
+        )
+        for h in heads
+    ]
+    port_code = heads[0].get("portCode") or "0000"
+    return rt.sign_as_gateway(build_manifest(port_code, consignments))
+
+
 def _store(
     rt: Runtime,
     org_id: str,
@@ -264,69 +416,8 @@ def _store(
     idempotency_key: str | None,
 ) -> Accepted:
     signed, signed_by = signature
-    at = repo.now()
-    message_id = new_id("msg")
-    routes = [a.value for a in routes_for(spec.type)]
-    decl_rows: list[dict[str, Any]] = []
-    status_rows: list[dict[str, Any]] = []
-    event_rows: list[dict[str, Any]] = []
-    for doc in docs:
-        did = new_id("dcl")
-        decl_rows.append(
-            dict(
-                id=did,
-                message_id=message_id,
-                org_id=org_id,
-                position=doc.position,
-                type=spec.type,
-                doc_guid=doc.guid,
-                status=DeclarationStatus.ACCEPTED.value,
-                order_no=doc.order_no,
-                logistics_no=doc.logistics_no,
-                cop_no=doc.cop_no,
-                business_key=doc.business_key,
-                app_type=doc.app_type,
-                codes=list(doc.codes),
-                routes=routes,
-                created_at=at,
-                updated_at=at,
-            )
-        )
-        status_rows += [
-            dict(declaration_id=did, authority=a, phase=int(Phase.NONE), updated_at=at)
-            for a in routes
-        ]
-        event_rows += [
-            dict(
-                declaration_id=did,
-                at=at,
-                kind="accepted",
-                source="gateway",
-                status="accepted",
-                info=f"valid {spec.type}, document {doc.position} of "
-                f"{len(docs)}; routed to {', '.join(routes)}",
-            ),
-            dict(
-                declaration_id=did,
-                at=at,
-                kind="signed",
-                source="gateway",
-                status="accepted",
-                info=signed_by,
-            ),
-        ]
-    dispatch_rows = [
-        dict(
-            id=new_id("dsp"),
-            message_id=message_id,
-            authority=a,
-            state="pending",
-            attempts=0,
-            next_attempt_at=at + timedelta(seconds=rt.doorbell_grace),
-            created_at=at,
-        )
-        for a in routes
-    ]
+    plan = _plan(rt, org_id, spec, root, docs, signed_by)
+    at = plan.declarations[0]["created_at"] if plan.declarations else repo.now()
     with rt.engine.begin() as conn:
         _check_not_declared(conn, spec, guid, docs)
         superseded = _check_business_keys(conn, spec, docs)
@@ -342,13 +433,13 @@ def _store(
                         kind="superseded",
                         source="gateway",
                         status="cancelled",
-                        info=f"replaced by a change in message {message_id}",
+                        info=f"replaced by a change in message {plan.message_id}",
                     )
                 ],
             )
         repo.insert_message(
             conn,
-            id=message_id,
+            id=plan.message_id,
             org_id=org_id,
             type=spec.type,
             guid=guid,
@@ -358,14 +449,17 @@ def _store(
             raw_xml=body,
             signed_xml=signed,
         )
-        repo.insert_declarations(conn, decl_rows)
-        repo.insert_authority_statuses(conn, status_rows)
-        repo.insert_events(conn, event_rows)
-        repo.insert_dispatches(conn, dispatch_rows)
-    rt.ring([r["id"] for r in dispatch_rows])
+        repo.insert_declarations(conn, plan.declarations)
+        repo.insert_authority_statuses(conn, plan.statuses)
+        repo.insert_events(conn, plan.events)
+        repo.insert_dispatches(conn, plan.dispatches)
+    rt.ring([r["id"] for r in plan.dispatches])
     return Accepted(
-        message_id,
+        plan.message_id,
         spec.type,
         guid,
-        [DeclarationRef(r["id"], r["position"], r["doc_guid"], r["status"]) for r in decl_rows],
+        [
+            DeclarationRef(r["id"], r["position"], r["doc_guid"], r["status"])
+            for r in plan.declarations
+        ],
     )

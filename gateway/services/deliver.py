@@ -10,11 +10,14 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from gateway.domain.errors import RetryableAuthorityError, TerminalAuthorityError
 from gateway.persistence import repository as repo
 from gateway.services.runtime import Runtime
 from gateway.services.status import refresh_status
+
+KIND_TEXT = {"declaration": "message", "manifest": "manifest", "release": "release"}
 
 
 @dataclass(frozen=True)
@@ -42,11 +45,12 @@ def deliver(rt: Runtime, dispatch_id: str) -> DeliveryOutcome:
         assert dispatch is not None
         message = repo.get_message(conn, dispatch["message_id"])
         assert message is not None
-        sender_id = repo.org_dxp_id(conn, message["org_id"])
-    authority = dispatch["authority"]
-    client = rt.clients[authority]
+        own = dispatch["kind"] == "declaration"
+        sender_id = repo.org_dxp_id(conn, message["org_id"]) if own else rt.gateway_dxp_id
+    payload = message["signed_xml"] if own else dispatch["payload"]
+    msg_type = message["type"] if own else dispatch["msg_type"]
     try:
-        client.send(dispatch_id, message["type"], message["signed_xml"], sender_id)
+        rt.clients[dispatch["authority"]].send(dispatch_id, msg_type, payload, sender_id)
     except RetryableAuthorityError as exc:
         _record_failure(rt, dispatch, attempt, str(exc), retry=True)
         return DeliveryOutcome(dispatch_id, "retry", attempt, str(exc))
@@ -57,8 +61,18 @@ def deliver(rt: Runtime, dispatch_id: str) -> DeliveryOutcome:
     return DeliveryOutcome(dispatch_id, "sent", attempt)
 
 
-def _record_sent(rt: Runtime, dispatch: dict, attempt: int) -> None:  # type: ignore[type-arg]
+def _targets(conn: Any, dispatch: Any) -> list[Any]:
+    """The declarations a dispatch speaks for: one for a release, all of its message else."""
+    if dispatch["declaration_id"]:
+        found = repo.get_declaration(conn, dispatch["declaration_id"])
+        return [found] if found is not None else []
+    return repo.declarations_of_message(conn, dispatch["message_id"])
+
+
+def _record_sent(rt: Runtime, dispatch: Any, attempt: int) -> None:
     at = repo.now()
+    ring: list[str] = []
+    what = KIND_TEXT.get(dispatch["kind"], dispatch["kind"])
     with rt.engine.begin() as conn:
         if not repo.finish_attempt(
             conn,
@@ -70,32 +84,30 @@ def _record_sent(rt: Runtime, dispatch: dict, attempt: int) -> None:  # type: ig
             last_error=None,
         ):
             return
-        for decl in repo.declarations_of_message(conn, dispatch["message_id"]):
-            status = refresh_status(conn, decl, source=dispatch["authority"], at=at)
+        for decl in _targets(conn, dispatch):
+            status = decl["status"]
+            if dispatch["kind"] == "declaration":
+                status = refresh_status(
+                    conn, rt, decl, source=dispatch["authority"], at=at, ring=ring
+                )
             repo.insert_events(
                 conn,
                 [
                     dict(
                         declaration_id=decl["id"],
                         at=at,
-                        kind="sent",
+                        kind=f"{what}_sent" if what != "message" else "sent",
                         source=dispatch["authority"],
                         status=status,
-                        info=f"sent to {dispatch['authority']} (attempt {attempt}, "
+                        info=f"{what} sent to {dispatch['authority']} (attempt {attempt}, "
                         f"dispatch {dispatch['id']})",
                     )
                 ],
             )
+    rt.ring(ring)
 
 
-def _record_failure(
-    rt: Runtime,
-    dispatch: dict,
-    attempt: int,
-    error: str,  # type: ignore[type-arg]
-    *,
-    retry: bool,
-) -> None:
+def _record_failure(rt: Runtime, dispatch: Any, attempt: int, error: str, *, retry: bool) -> None:
     at = repo.now()
     delay = backoff(rt, attempt)
     values = (
@@ -103,22 +115,27 @@ def _record_failure(
         if retry
         else dict(state="failed")
     )
+    own = dispatch["kind"] == "declaration"
+    what = KIND_TEXT.get(dispatch["kind"], dispatch["kind"])
     with rt.engine.begin() as conn:
         if not repo.finish_attempt(
             conn, dispatch["id"], attempt, lease_until=None, last_error=error[:1000], **values
         ):
             return
-        for decl in repo.declarations_of_message(conn, dispatch["message_id"]):
+        for decl in _targets(conn, dispatch):
+            status = decl["status"]
             if retry:
+                kind = "send_retry"
                 info = (
-                    f"{dispatch['authority']} not reached (attempt {attempt}): {error}; "
-                    f"retrying in {delay:.1f} s"
+                    f"{dispatch['authority']} not reached with the {what} (attempt "
+                    f"{attempt}): {error}; retrying in {delay:.1f} s"
                 )
-                kind, status = "send_retry", decl["status"]
             else:
-                info = f"{dispatch['authority']} refused the message: {error}"
-                kind, status = "send_failed", "rejected"
-                repo.update_declaration(conn, decl["id"], status=status)
+                kind = "send_failed"
+                info = f"{dispatch['authority']} refused the {what}: {error}"
+                if own and status not in ("rejected", "cancelled"):
+                    status = "rejected"  # the authority will never see this declaration
+                    repo.update_declaration(conn, decl["id"], status=status)
             repo.insert_events(
                 conn,
                 [

@@ -16,8 +16,9 @@ from lxml import etree
 from adapters.dxp import read_envelope
 from gateway.domain.clearance import apply_receipt
 from gateway.domain.errors import ReceiptRejected, Violation
-from gateway.domain.statuses import Phase, describe_code
+from gateway.domain.statuses import Authority, Phase, describe_code
 from gateway.persistence import repository as repo
+from gateway.services.inspections import record_inspection
 from gateway.services.runtime import Runtime
 from gateway.services.status import refresh_status
 from gateway.xml.parsing import parse_xml
@@ -118,6 +119,7 @@ def _apply_entry(
     fingerprint = _fingerprint(authority, spec, fields)
     code = fields.get("returnStatus", "")
     at = repo.now()
+    ring: list[str] = []
     with rt.engine.begin() as conn:
         if repo.receipt_seen(conn, fingerprint):
             outcome.duplicates += 1
@@ -138,53 +140,66 @@ def _apply_entry(
             raw_xml=raw,
         )
         for decl in targets:
-            _apply_to_declaration(conn, authority, spec, fields, decl, at, outcome)
+            _apply_to_declaration(conn, rt, authority, spec, fields, decl, at, outcome, ring)
+    rt.ring(ring)
+
+
+def _decide(
+    spec: MessageSpec, current: Phase, code: str, info: str
+) -> tuple[Phase, bool, str, str]:
+    """(new phase, applies, reason, info) for one return entry."""
+    if spec.type == FORMAT_ERROR:
+        return (
+            Phase.REJECTED,
+            current != Phase.REJECTED,
+            "format error",
+            f"format error (CEB900): {info}",
+        )
+    try:
+        decision = apply_receipt(current, code)
+    except ValueError as exc:
+        return current, False, str(exc), info
+    return decision.phase, decision.applies, decision.reason, info
 
 
 def _apply_to_declaration(
     conn: Any,
+    rt: Runtime,
     authority: str,
     spec: MessageSpec,
     fields: dict[str, str],
     decl: Any,
     at: Any,
     outcome: ReceiptOutcome,
+    ring: list[str],
 ) -> None:
     code = fields.get("returnStatus", "")
-    info = fields.get("returnInfo", "")
     rows = {r["authority"]: r for r in repo.authority_rows(conn, decl["id"])}
     current = Phase(rows[authority]["phase"]) if authority in rows else Phase.NONE
-    if spec.type == FORMAT_ERROR:
-        phase, applies, reason = Phase.REJECTED, current not in (Phase.REJECTED,), "format error"
-        info = f"format error (CEB900): {info}"
-    else:
-        try:
-            decision = apply_receipt(current, code)
-        except ValueError as exc:
-            decision = None
-            phase, applies, reason = current, False, str(exc)
-        if decision is not None:
-            phase, applies, reason = decision.phase, decision.applies, decision.reason
+    phase, applies, reason, info = _decide(spec, current, code, fields.get("returnInfo", ""))
+    if authority not in rows:
+        applies, reason = False, f"{authority} is not routed for this declaration"
     numbers = {k: fields[k] for k in ("preNo", "invtNo") if fields.get(k)}
     updates = {"pre_no": numbers["preNo"]} if "preNo" in numbers and not decl["pre_no"] else {}
     if "invtNo" in numbers and not decl["invt_no"]:
         updates["invt_no"] = numbers["invtNo"]
     if updates:
         repo.update_declaration(conn, decl["id"], **updates)
+        decl = repo.get_declaration(conn, decl["id"])
     status = decl["status"]
-    if applies and authority in rows:
-        repo.update_authority_status(
-            conn, decl["id"], authority, phase=int(phase), code=code, info=info[:2000]
-        )
-        status = refresh_status(conn, decl, source=authority, at=at)
-        outcome.applied += 1
-    else:
-        outcome.stale += 1
     label = f"receipt {code} ({describe_code(code)})"
     extra = ", ".join(f"{k} {v}" for k, v in numbers.items())
     text = f"{label}: {info}" + (f"; {extra}" if extra else "")
     if not applies:
         text += f" [not applied: {reason}]"
+        outcome.stale += 1
+    else:
+        repo.update_authority_status(
+            conn, decl["id"], authority, phase=int(phase), code=code, info=info[:2000]
+        )
+        record_inspection(conn, decl["id"], Authority(authority), current, phase, code, info, at)
+        outcome.applied += 1
+    # The receipt's event first, then what it caused (inspection, release).
     repo.insert_events(
         conn,
         [
@@ -200,3 +215,19 @@ def _apply_to_declaration(
             )
         ],
     )
+    if applies:
+        new_status = refresh_status(conn, rt, decl, source=authority, at=at, ring=ring)
+        if new_status != status:
+            repo.insert_events(
+                conn,
+                [
+                    dict(
+                        declaration_id=decl["id"],
+                        at=at,
+                        kind="status",
+                        source=authority,
+                        status=new_status,
+                        info=f"{status} -> {new_status}",
+                    )
+                ],
+            )

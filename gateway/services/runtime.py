@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine
 
 from adapters.base import AuthorityClient
+from gateway.domain.routing import RoutingRules
 from gateway.services.keyring import KeyRing
 from gateway.xml.parsing import ParseLimits
 from signing.keys import TrustStore
@@ -30,3 +32,6 @@ class Runtime:
     retry_base_seconds: float
     retry_max_seconds: float
     ring: Callable[[list[str]], None]  # enqueue deliveries after commit (best effort)
+    rules: RoutingRules  # which authorities see which document
+    gateway_dxp_id: str  # the gateway's own sender id (manifests and releases to the port)
+    sign_as_gateway: Callable[[Any], bytes]  # sign a port message with the gateway's key

@@ -54,11 +54,18 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, redis_url: str) -> Settings:
+def routing() -> dict[str, str]:
+    """Customs only by default; tests of inspection and port routing override this."""
+    return {"inspection_hs_prefixes": "", "port_message_types": ""}
+
+
+@pytest.fixture
+def settings(tmp_path: Path, redis_url: str, routing: dict[str, str]) -> Settings:
     """Settings for a fresh data dir; no sandbox is running at the customs URL."""
     redis.Redis.from_url(redis_url).flushdb()
     s = load_settings(
         env={},
+        **routing,
         data_dir=str(tmp_path),
         redis_url=redis_url,
         doorbell_grace=0.0,

@@ -49,8 +49,9 @@ def test_a_change_before_acceptance_supersedes_the_original(runtime: Runtime, or
     assert kinds[-1] == "superseded"
 
 
-def test_a_change_after_customs_accepted_is_refused(settings: Settings, runtime: Runtime,
-                                                     org_id: str):
+def test_a_change_after_customs_accepted_is_refused(
+    settings: Settings, runtime: Runtime, org_id: str
+):
     first = declare(runtime, org_id, _inventory("COP-C"), "application/xml")
     record_receipts(runtime, _receipt(settings, first.declarations[0].doc_guid, "120"))
     with pytest.raises(BusinessRuleViolation) as err:
@@ -66,8 +67,9 @@ def test_a_change_of_nothing_is_refused(runtime: Runtime, org_id: str):
     assert err.value.violations[0].code == "rule.change.unknown"
 
 
-def test_after_a_rejection_the_document_may_be_declared_again(settings: Settings,
-                                                              runtime: Runtime, org_id: str):
+def test_after_a_rejection_the_document_may_be_declared_again(
+    settings: Settings, runtime: Runtime, org_id: str
+):
     first = declare(runtime, org_id, _inventory("COP-D"), "application/xml")
     record_receipts(runtime, _receipt(settings, first.declarations[0].doc_guid, "100"))
     again = declare(runtime, org_id, _inventory("COP-D"), "application/xml")

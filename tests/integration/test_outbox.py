@@ -20,8 +20,14 @@ from gateway.settings import Settings
 
 
 def _dispatch_ids(rt: Runtime) -> list[str]:
+    """The customs dispatch of each message."""
     with rt.engine.connect() as conn:
-        return [r[0] for r in conn.execute(select(t.dispatches.c.id))]
+        return [
+            r[0]
+            for r in conn.execute(
+                select(t.dispatches.c.id).where(t.dispatches.c.authority == "customs")
+            )
+        ]
 
 
 def test_a_commit_whose_doorbell_never_rang_is_enqueued_by_the_relay(
@@ -70,5 +76,5 @@ def test_an_unreachable_authority_means_retry_later_with_the_same_bytes(
         decl = conn.execute(select(t.declarations)).mappings().one()
         kinds = [e["kind"] for e in repo.events_of(conn, decl["id"])]
     assert row is not None and row["state"] == "pending" and row["last_error"]
-    assert kinds == ["accepted", "signed", "send_retry"]
+    assert kinds[:3] == ["accepted", "signed", "send_retry"]
     assert decl["status"] == "accepted"

@@ -1,0 +1,232 @@
+"""One authority's outgoing messages: signed with its own key, pushed to the gateway when due
+(retrying with backoff), and kept in a log the gateway can poll when pushes go missing.
+
+Receipt-side faults apply here: a dropped receipt is logged but never pushed, a duplicated
+one is pushed twice, and out-of-order reverses the times of a document's receipts.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from lxml import etree
+
+from adapters.dxp import Envelope, build_envelope
+from sandbox.faults import Faults
+from signing.keys import KeyProvider
+from signing.policy import SignaturePolicy
+from signing.xmldsig import sign_enveloped
+
+log = logging.getLogger(__name__)
+MAX_POLL = 500
+MAX_TRIES = 12  # then the message is left to the poll endpoint
+
+
+@dataclass
+class _Item:
+    body: bytes
+    receiver: str
+    log_it: bool  # the first copy is logged when due; a duplicate copy is not
+    push: bool  # False: dropped (logged only)
+    tries: int = 0
+
+
+@dataclass(order=True)
+class _Due:
+    at: float
+    seq: int
+    item: _Item = field(compare=False)
+
+
+@dataclass
+class OutboxStats:
+    """Counters for /records."""
+
+    produced: int = 0
+    delivered: int = 0
+    refused: int = 0
+    dropped: int = 0
+    duplicated: int = 0
+    failed_attempts: int = 0
+    given_up: int = 0
+
+
+class Outbox:
+    """Signs, schedules, logs and pushes one authority's messages; thread-safe."""
+
+    def __init__(
+        self,
+        authority: str,
+        url: str,
+        sender_id: str,
+        key: KeyProvider,
+        policy: SignaturePolicy,
+        faults: Faults,
+        *,
+        timeout: float = 5.0,
+        retry_base: float = 0.5,
+    ) -> None:
+        self.authority, self.url, self.sender_id = authority, url, sender_id
+        self.key, self.policy, self.faults = key, policy, faults
+        self.retry_base = retry_base
+        self.stats = OutboxStats()
+        self._heap: list[_Due] = []
+        self._order = itertools.count()
+        self._cv = threading.Condition()
+        self._stopped = False
+        self._log_seq = 0
+        self._log: dict[str, tuple[list[int], list[bytes]]] = {}  # receiver -> seqs, bodies
+        self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=2.0))
+        self._thread = threading.Thread(
+            target=self._run, name=f"outbox-{authority}", daemon=True
+        )
+        self._thread.start()
+
+    # ------------------------------------------------------------------ scheduling
+
+    def envelope(self, message: etree._Element, receiver: str, msg_type: str) -> bytes:
+        """Sign ``message`` in place and wrap it in a DXP envelope from this authority."""
+        sign_enveloped(message, self.key, self.policy)
+        data = etree.tostring(message, xml_declaration=True, encoding="UTF-8")
+        cop_msg_id = message.get("guid") or message.get("id") or ""
+        return build_envelope(
+            Envelope(
+                cop_msg_id=cop_msg_id,
+                sender_id=self.sender_id,
+                receiver_ids=(receiver,),
+                msg_type=msg_type,
+                data=data,
+            )
+        )
+
+    def schedule(
+        self, message: etree._Element, delay: float, receiver: str, msg_type: str | None = None
+    ) -> None:
+        """Send one message to ``receiver`` after ``delay`` seconds."""
+        self.schedule_series([(message, delay)], receiver, msg_type)
+
+    def schedule_series(
+        self,
+        messages: Sequence[tuple[etree._Element, float]],
+        receiver: str,
+        msg_type: str | None = None,
+    ) -> None:
+        """Send a document's messages at their delays (reversed when out-of-order is on)."""
+        config = self.faults.get(self.authority)
+        delays = [d + config.receipt_delay for _, d in messages]
+        if config.out_of_order and len(messages) > 1:
+            delays = sorted(delays, reverse=True)
+        now = time.monotonic()
+        due: list[_Due] = []
+        for (message, _), delay in zip(messages, delays, strict=True):
+            kind = msg_type or etree.QName(message).localname[:6]
+            body = self.envelope(message, receiver, kind)
+            push = not self.faults.chance(config.drop_receipts)
+            due.append(_Due(now + delay, next(self._order), _Item(body, receiver, True, push)))
+            if push and self.faults.chance(config.duplicate_receipts):
+                copy = _Item(body, receiver, False, True)
+                due.append(_Due(now + delay, next(self._order), copy))
+        with self._cv:
+            self.stats.produced += len(messages)
+            self.stats.dropped += sum(1 for d in due if not d.item.push)
+            self.stats.duplicated += sum(1 for d in due if not d.item.log_it)
+            for d in due:
+                heapq.heappush(self._heap, d)
+            self._cv.notify()
+
+    # ------------------------------------------------------------------ poll log
+
+    def after(self, receiver: str, after: int, limit: int = MAX_POLL) -> list[tuple[int, bytes]]:
+        """Messages for ``receiver`` logged after sequence number ``after``, oldest first."""
+        with self._cv:
+            seqs, bodies = self._log.get(receiver, ([], []))
+            start = bisect.bisect_right(seqs, after)
+            return list(zip(seqs[start : start + limit], bodies[start : start + limit]))
+
+    def _append_log(self, item: _Item) -> None:
+        with self._cv:
+            self._log_seq += 1
+            seqs, bodies = self._log.setdefault(item.receiver, ([], []))
+            seqs.append(self._log_seq)
+            bodies.append(item.body)
+
+    # ------------------------------------------------------------------ delivery
+
+    def pending(self) -> int:
+        with self._cv:
+            return len(self._heap)
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._cv:
+            return {**self.stats.__dict__, "pending": len(self._heap), "logged": self._log_seq}
+
+    def stop(self) -> None:
+        with self._cv:
+            self._stopped = True
+            self._cv.notify()
+        self._thread.join(10)
+        self._client.close()
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._stopped and (
+                    not self._heap or self._heap[0].at > time.monotonic()
+                ):
+                    self._cv.wait((self._heap[0].at - time.monotonic()) if self._heap else None)
+                if self._stopped:
+                    return
+                due = heapq.heappop(self._heap)
+            item = due.item
+            if item.log_it:
+                item.log_it = False
+                self._append_log(item)
+            if not item.push:
+                continue
+            if self._post(item.body):
+                continue
+            item.tries += 1
+            with self._cv:
+                self.stats.failed_attempts += 1
+                if item.tries >= MAX_TRIES:
+                    self.stats.given_up += 1
+                    log.error("%s gave up pushing a message; it stays pollable", self.authority)
+                    continue
+                backoff = min(30.0, self.retry_base * 2 ** min(item.tries - 1, 6))
+                heapq.heappush(
+                    self._heap, _Due(time.monotonic() + backoff, next(self._order), item)
+                )
+
+    def _post(self, body: bytes) -> bool:
+        """True when done with (delivered or refused for good), False to retry."""
+        try:
+            resp = self._client.post(
+                self.url, content=body, headers={"Content-Type": "application/xml"}
+            )
+        except httpx.HTTPError as exc:
+            log.warning("%s: delivery to %s failed: %s", self.authority, self.url, exc)
+            return False
+        if resp.status_code >= 500 or resp.status_code == 429:
+            log.warning("%s: gateway answered %s; will retry", self.authority, resp.status_code)
+            return False
+        with self._cv:
+            if resp.status_code >= 400:
+                self.stats.refused += 1
+                log.error(
+                    "%s: gateway refused a message (%s): %s",
+                    self.authority,
+                    resp.status_code,
+                    resp.text[:300],
+                )
+            else:
+                self.stats.delivered += 1
+        return True
