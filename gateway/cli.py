@@ -186,11 +186,24 @@ def status(declaration_id: str, key: str, url: str | None) -> None:
     type=click.IntRange(1, 100),
     help="How many inventory lists in the message.",
 )
-def example(documents: int) -> None:
+@click.option(
+    "--parcel",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Instead: write a matching order, payment, waybill and inventory list "
+    "(CEB311/411/511/621) into this folder.",
+)
+def example(documents: int, parcel: Path | None) -> None:
     """Print examples/CEB621.xml with fresh guids and numbers, ready to submit."""
-    from gateway.examples import fresh_ceb621
+    from gateway.examples import fresh_ceb621, fresh_parcel
 
-    sys.stdout.buffer.write(fresh_ceb621(documents))
+    if parcel is None:
+        sys.stdout.buffer.write(fresh_ceb621(documents))
+        return
+    parcel.mkdir(parents=True, exist_ok=True)
+    for message_type, body in fresh_parcel().items():
+        (parcel / f"{message_type}.xml").write_bytes(body)
+        click.echo(parcel / f"{message_type}.xml")
 
 
 @cli.command("validate")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import uuid
 
 from lxml import etree
@@ -41,3 +42,23 @@ def fresh_ceb621(documents: int = 1) -> bytes:
                 el.text = value
         root.insert(i, doc)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+PARCEL_TYPES = ("CEB311", "CEB411", "CEB511", "CEB621")
+_GUID = re.compile(r"[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}")
+# The numbers that tie order, payment, waybill and inventory list together in the examples.
+_SHARED = ("ORD202611230001", "LN202611230001", "PAY2026112309301234567", "COP202611230001")
+
+
+def fresh_parcel() -> dict[str, bytes]:
+    """One parcel's four documents (order, payment, waybill, inventory list) whose shared
+    numbers match each other (三单对碰) and are new, with new guids everywhere."""
+    tag = uuid.uuid4().hex[:10].upper()
+    replacements = {old: f"{old[:3]}{tag}{i}" for i, old in enumerate(_SHARED)}
+    out = {}
+    for message_type in PARCEL_TYPES:
+        text = (PROJECT_ROOT / "examples" / f"{message_type}.xml").read_text(encoding="utf-8")
+        for old, new in replacements.items():
+            text = text.replace(old, new)
+        out[message_type] = _GUID.sub(lambda _m: _guid(), text).encode("utf-8")
+    return out

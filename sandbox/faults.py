@@ -124,7 +124,7 @@ class Faults:
 
     def __init__(self, rng: random.Random | None = None) -> None:
         self._lock = threading.Lock()
-        self._rng = rng or random.Random()  # noqa: S311 - simulation, not security
+        self._rng = rng or random.Random()  # simulation, not security
         self._configs = {a: FaultConfig() for a in AUTHORITIES}
 
     def get(self, authority: str) -> FaultConfig:

@@ -76,7 +76,9 @@ class SandboxInspection:
                 self._format_error(env, checked.info)
                 return
             for doc in documents_of(root, spec):
-                self._send(env.sender_id, spec.reply, doc, [Step("100", self.delays[0], checked.info)])
+                self._send(
+                    env.sender_id, spec.reply, doc, [Step("100", self.delays[0], checked.info)]
+                )
             return
         if checked.problem is not None or spec is None or root is None:
             self._format_error(env, checked.info)

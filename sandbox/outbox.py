@@ -86,9 +86,7 @@ class Outbox:
         self._log_seq = 0
         self._log: dict[str, tuple[list[int], list[bytes]]] = {}  # receiver -> seqs, bodies
         self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=2.0))
-        self._thread = threading.Thread(
-            target=self._run, name=f"outbox-{authority}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=f"outbox-{authority}", daemon=True)
         self._thread.start()
 
     # ------------------------------------------------------------------ scheduling
@@ -150,7 +148,9 @@ class Outbox:
         with self._cv:
             seqs, bodies = self._log.get(receiver, ([], []))
             start = bisect.bisect_right(seqs, after)
-            return list(zip(seqs[start : start + limit], bodies[start : start + limit]))
+            return list(
+                zip(seqs[start : start + limit], bodies[start : start + limit], strict=True)
+            )
 
     def _append_log(self, item: _Item) -> None:
         with self._cv:
@@ -179,9 +179,7 @@ class Outbox:
     def _run(self) -> None:
         while True:
             with self._cv:
-                while not self._stopped and (
-                    not self._heap or self._heap[0].at > time.monotonic()
-                ):
+                while not self._stopped and (not self._heap or self._heap[0].at > time.monotonic()):
                     self._cv.wait((self._heap[0].at - time.monotonic()) if self._heap else None)
                 if self._stopped:
                     return

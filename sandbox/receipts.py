@@ -62,9 +62,7 @@ def reply_fields(reply_type: str) -> tuple[FieldSpec, ...]:
 def build_reply(reply_type: str, fields: Mapping[str, str]) -> etree._Element:
     """A ``reply_type`` message with one return entry; required fields never left empty."""
     spec = get_spec(reply_type)
-    root = etree.Element(
-        f"{_Q}{spec.root}", nsmap={"ceb": CEB_NS}, guid=new_guid(), version="1.0"
-    )
+    root = etree.Element(f"{_Q}{spec.root}", nsmap={"ceb": CEB_NS}, guid=new_guid(), version="1.0")
     entry = etree.SubElement(root, f"{_Q}{spec.document}")
     for f in reply_fields(reply_type):
         value = fields.get(f.name) or ""

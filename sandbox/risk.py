@@ -91,7 +91,7 @@ class Risk:
         self._base = RiskConfig.from_settings(settings)
         self._config = self._base
         self._lock = threading.Lock()
-        self._rng = rng or random.Random()  # noqa: S311 - simulation, not security
+        self._rng = rng or random.Random()  # simulation, not security
 
     @property
     def config(self) -> RiskConfig:
@@ -115,8 +115,8 @@ class Risk:
             if name in body:
                 changes[name] = _rate(body, name)
         if "customs_rate" in body:
-            changes["customs_rate"] = None if body["customs_rate"] is None else _rate(
-                body, "customs_rate"
+            changes["customs_rate"] = (
+                None if body["customs_rate"] is None else _rate(body, "customs_rate")
             )
         if "match_mode" in body:
             if body["match_mode"] not in MATCH_MODES:
@@ -124,8 +124,10 @@ class Risk:
             changes["match_mode"] = body["match_mode"]
         if "match_timeout" in body:
             value = body["match_timeout"]
-            if isinstance(value, bool) or not isinstance(value, int | float) or not (
-                0 <= value <= 86400
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not (0 <= value <= 86400)
             ):
                 raise BadAdminInput("match_timeout must be seconds between 0 and 86400")
             changes["match_timeout"] = float(value)

@@ -46,9 +46,7 @@ class Scheduler:
     def _run(self) -> None:
         while True:
             with self._cv:
-                while not self._stopped and (
-                    not self._heap or self._heap[0].at > time.monotonic()
-                ):
+                while not self._stopped and (not self._heap or self._heap[0].at > time.monotonic()):
                     self._cv.wait((self._heap[0].at - time.monotonic()) if self._heap else None)
                 if self._stopped:
                     return

@@ -11,9 +11,12 @@ import logging
 import time
 from datetime import timedelta
 
-from gateway.bootstrap import delivery_queue, enqueue_deliveries
+import httpx
+
+from gateway.bootstrap import delivery_queue, enqueue_deliveries, runtime
 from gateway.persistence import repository as repo
 from gateway.persistence.database import get_engine
+from gateway.services.poll import POLLED_AUTHORITIES, poll_all
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,15 +37,30 @@ def relay_once(settings: Settings) -> int:
     return len(due)
 
 
-def run_relay(settings: Settings, stop: object = None) -> None:
-    """Relay until interrupted; survives Redis and database outages by retrying."""
-    log.info("relay started (every %.2f s)", settings.relay_interval)
+def run_relay(settings: Settings) -> None:
+    """Relay until interrupted, and poll the authorities for lost receipts every
+    ``poll_interval``; survives Redis, database and authority outages by retrying."""
+    log.info(
+        "relay started (every %.2f s; polling every %.1f s)",
+        settings.relay_interval,
+        settings.poll_interval,
+    )
+    http = httpx.Client(
+        timeout=httpx.Timeout(settings.http_read_timeout, connect=settings.http_connect_timeout)
+    )
+    endpoints = {a: settings.endpoint(a) for a in POLLED_AUTHORITIES}
+    next_poll = time.monotonic() + settings.poll_interval
     while True:
         try:
             n = relay_once(settings)
             if n:
                 log.info("relay enqueued %d dispatch(es)", n)
-        except Exception as exc:
+            if time.monotonic() >= next_poll:
+                next_poll = time.monotonic() + settings.poll_interval
+                found = poll_all(runtime(settings), http, endpoints)
+                if found:
+                    log.info("poll recovered %d receipt(s) that were never pushed", found)
+        except Exception as exc:  # keep relaying through outages
             log.warning("relay pass failed: %s: %s", type(exc).__name__, exc)
             time.sleep(1.0)
         time.sleep(settings.relay_interval)

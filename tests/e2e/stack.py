@@ -66,6 +66,16 @@ def start_stack(data_dir: Path, delays: str = "0.05,0.05,0.05", **env_extra: str
             "GATEWAY_DEMO_API_KEY": api_key,
             "GATEWAY_RETRY_BASE_SECONDS": "0.2",
             "GATEWAY_RETRY_MAX_SECONDS": "2",
+            # Deterministic authorities: nothing is inspected or held unless a test says so.
+            "GATEWAY_SANDBOX_INSPECTION_RATES": "AEO=0,general=0,untrusted=0",
+            "GATEWAY_SANDBOX_CIQ_RATE": "0",
+            "GATEWAY_SANDBOX_HOLD_RATE": "0",
+            "GATEWAY_SANDBOX_INSPECTION_DELAYS": "0.05,0.05",
+            "GATEWAY_SANDBOX_ARRIVAL_DELAY": "0.05",
+            "GATEWAY_SANDBOX_GATE_OUT_DELAY": "0.05",
+            "GATEWAY_SANDBOX_MATCH_TIMEOUT": "3",
+            "GATEWAY_POLL_INTERVAL": "0.5",
+            "GATEWAY_BREAKER_RESET_SECONDS": "1",
             **env_extra,
         }
     )

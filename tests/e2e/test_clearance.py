@@ -27,13 +27,15 @@ def test_a_submitted_inventory_list_is_accepted_then_released_with_its_timeline(
         assert accepted["status"] == "accepted"
         assert resp.headers["Location"] == accepted["links"]["self"]
 
-        body = wait_for_status(client, accepted["id"], {"released"})
+        body = wait_for_status(client, accepted["id"], {"released", "closed"})
 
     assert body["authorities"]["customs"]["status"] == "800"
     assert re.fullmatch(r"B\d{8}\d{9}", body["pre_no"])
     assert re.fullmatch(r"4601\d{4}I\d{9}", body["invt_no"])
-    kinds = [(e["kind"], e["code"]) for e in body["events"]]
-    assert kinds == [
+    customs = [(e["kind"], e["code"]) for e in body["events"]
+               if e["source"] in ("gateway", "customs")
+               and e["kind"] in ("accepted", "signed", "sent", "receipt")]
+    assert customs == [
         ("accepted", None),
         ("signed", None),
         ("sent", None),
@@ -41,7 +43,7 @@ def test_a_submitted_inventory_list_is_accepted_then_released_with_its_timeline(
         ("receipt", "120"),
         ("receipt", "800"),
     ]
-    assert [e["status"] for e in body["events"]][-1] == "released"
+    assert "released" in [e["status"] for e in body["events"]]
     assert all(e["at"] and e["source"] for e in body["events"])
     assert "preNo" in body["events"][3]["info"] and "invtNo" in body["events"][4]["info"]
 
