@@ -44,8 +44,14 @@ _ROWS: tuple[tuple[str, str, str | None, str | None, str | None, str], ...] = (
     ("CEB621", "declaration", "Inventory", "InventoryHead", "CEB622", "import inventory list"),
     ("CEB623", "declaration", "InvtCancel", None, "CEB624", "inventory cancel application"),
     ("CEB625", "declaration", "InvtRefund", "InvtRefundHead", "CEB626", "return application"),
-    ("CEB711", "declaration", "Delivery", "DeliveryHead", "CEB712",
-     "bonded-warehouse receipt (1210)"),
+    (
+        "CEB711",
+        "declaration",
+        "Delivery",
+        "DeliveryHead",
+        "CEB712",
+        "bonded-warehouse receipt (1210)",
+    ),
     # import, authority -> gateway
     ("CEB312", "receipt", "OrderReturn", None, None, "import order receipt"),
     ("CEB412", "receipt", "PaymentReturn", None, None, "import payment receipt"),
@@ -66,8 +72,14 @@ _ROWS: tuple[tuple[str, str, str | None, str | None, str | None, str], ...] = (
     ("CEB509", "declaration", "Departure", "DepartureHead", "CEB510", "export departure"),
     ("CEB603", "declaration", "Inventory", "InventoryHead", "CEB604", "export inventory list"),
     ("CEB605", "declaration", "InvtCancel", None, "CEB606", "export cancel application"),
-    ("CEB701", "declaration", "SummaryApply", "SummaryApplyHead", "CEB702",
-     "export summary application"),
+    (
+        "CEB701",
+        "declaration",
+        "SummaryApply",
+        "SummaryApplyHead",
+        "CEB702",
+        "export summary application",
+    ),
     # export, authority -> gateway
     ("CEB304", "receipt", "OrderReturn", None, None, "export order receipt"),
     ("CEB404", "receipt", "ReceiptsReturn", None, None, "export payment receipt reply"),
@@ -77,8 +89,7 @@ _ROWS: tuple[tuple[str, str, str | None, str | None, str | None, str], ...] = (
     ("CEB604", "receipt", "InventoryReturn", None, None, "export inventory list receipt"),
     ("CEB606", "receipt", "InvtCancelReturn", None, None, "export cancel receipt"),
     ("CEB702", "receipt", "SummaryReturn", None, None, "export summary receipt"),
-    ("CEB792", "receipt", "SummaryResult", "SummaryResultHead", None,
-     "export summary result"),
+    ("CEB792", "receipt", "SummaryResult", "SummaryResultHead", None, "export summary result"),
 )
 
 
@@ -110,9 +121,17 @@ _PORT_ROWS: tuple[tuple[str, str, str, str], ...] = (
 
 def _port_spec(row: tuple[str, str, str, str]) -> MessageSpec:
     type_, root, kind, title = row
-    return MessageSpec(type=type_, root=root, namespace=PORT_NS,
-                       xsd=PORT_SCHEMA_DIR / f"{root}.xsd", kind=kind, document="Consignment",
-                       head=None, reply=None, title=title)
+    return MessageSpec(
+        type=type_,
+        root=root,
+        namespace=PORT_NS,
+        xsd=PORT_SCHEMA_DIR / f"{root}.xsd",
+        kind=kind,
+        document="Consignment",
+        head=None,
+        reply=None,
+        title=title,
+    )
 
 
 _SPECS: dict[str, MessageSpec] = {

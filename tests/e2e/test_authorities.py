@@ -49,13 +49,17 @@ def test_green_path_releases_once_and_closes_at_gate_out(stack: Stack, sandbox: 
     assert records["port"]["releases"][body["logistics_no"]] == 1
 
 
-@pytest.mark.parametrize(("risk", "inspecting"), [
-    ({"customs_rate": 1, "ciq_rate": 0}, ["customs"]),
-    ({"customs_rate": 0, "ciq_rate": 1}, ["inspection"]),
-    ({"customs_rate": 1, "ciq_rate": 1}, ["customs", "inspection"]),
-])
+@pytest.mark.parametrize(
+    ("risk", "inspecting"),
+    [
+        ({"customs_rate": 1, "ciq_rate": 0}, ["customs"]),
+        ({"customs_rate": 0, "ciq_rate": 1}, ["inspection"]),
+        ({"customs_rate": 1, "ciq_rate": 1}, ["customs", "inspection"]),
+    ],
+)
 def test_inspection_by_either_or_both_is_one_joint_inspection(
-        stack: Stack, sandbox: httpx.Client, risk: dict, inspecting: list[str]):
+    stack: Stack, sandbox: httpx.Client, risk: dict, inspecting: list[str]
+):
     sandbox.post("/admin/risk", json={**risk, "hold_rate": 0}).raise_for_status()
     with stack.client() as client:
         did = _declare(client, fresh_ceb621())
@@ -68,8 +72,9 @@ def test_inspection_by_either_or_both_is_one_joint_inspection(
     assert kinds.count("release_queued") == 1
 
 
-def test_a_hold_after_inspection_is_shown_and_nothing_is_released(stack: Stack,
-                                                                   sandbox: httpx.Client):
+def test_a_hold_after_inspection_is_shown_and_nothing_is_released(
+    stack: Stack, sandbox: httpx.Client
+):
     sandbox.post("/admin/risk", json={"customs_rate": 1, "ciq_rate": 0, "hold_rate": 1})
     with stack.client() as client:
         did = _declare(client, fresh_ceb621())
@@ -78,10 +83,12 @@ def test_a_hold_after_inspection_is_shown_and_nothing_is_released(stack: Stack,
     assert "release_queued" not in [e["kind"] for e in body["events"]]
 
 
-@pytest.mark.parametrize("order", list(itertools.permutations(
-    ["CEB311", "CEB411", "CEB511", "CEB621"]))[::6])
-def test_the_three_documents_match_in_any_order(stack: Stack, sandbox: httpx.Client,
-                                                order: tuple[str, ...]):
+@pytest.mark.parametrize(
+    "order", list(itertools.permutations(["CEB311", "CEB411", "CEB511", "CEB621"]))[::6]
+)
+def test_the_three_documents_match_in_any_order(
+    stack: Stack, sandbox: httpx.Client, order: tuple[str, ...]
+):
     sandbox.post("/admin/risk", json={"match_mode": "strict"}).raise_for_status()
     parcel = fresh_parcel()
     with stack.client() as client:
@@ -93,12 +100,14 @@ def test_the_three_documents_match_in_any_order(stack: Stack, sandbox: httpx.Cli
     assert body["status"] in ("released", "closed")
 
 
-def test_a_mismatched_payment_is_rejected_with_the_reason_shown(stack: Stack,
-                                                                sandbox: httpx.Client):
+def test_a_mismatched_payment_is_rejected_with_the_reason_shown(
+    stack: Stack, sandbox: httpx.Client
+):
     sandbox.post("/admin/risk", json={"match_mode": "present"}).raise_for_status()
     parcel = fresh_parcel()
-    wrong = parcel["CEB411"].replace(b"<ceb:amountPaid>552.96</ceb:amountPaid>",
-                                     b"<ceb:amountPaid>452.96</ceb:amountPaid>")
+    wrong = parcel["CEB411"].replace(
+        b"<ceb:amountPaid>552.96</ceb:amountPaid>", b"<ceb:amountPaid>452.96</ceb:amountPaid>"
+    )
     assert wrong != parcel["CEB411"]
     with stack.client() as client:
         order_id = _declare(client, parcel["CEB311"])
@@ -113,8 +122,9 @@ def test_a_mismatched_payment_is_rejected_with_the_reason_shown(stack: Stack,
 
 
 def test_lost_receipts_are_recovered_by_polling(stack: Stack, sandbox: httpx.Client):
-    sandbox.post("/admin/faults", json={"authority": "customs", "drop_receipts": 1}
-                 ).raise_for_status()
+    sandbox.post(
+        "/admin/faults", json={"authority": "customs", "drop_receipts": 1}
+    ).raise_for_status()
     with stack.client() as client:
         did = _declare(client, fresh_ceb621())
         body = wait_for_status(client, did, {"released", "closed"}, timeout=40)
@@ -122,9 +132,12 @@ def test_lost_receipts_are_recovered_by_polling(stack: Stack, sandbox: httpx.Cli
 
 
 def test_duplicated_and_out_of_order_receipts_are_applied_once_and_in_order(
-        stack: Stack, sandbox: httpx.Client):
-    sandbox.post("/admin/faults", json={"authority": "customs", "duplicate_receipts": 1,
-                                        "out_of_order": True}).raise_for_status()
+    stack: Stack, sandbox: httpx.Client
+):
+    sandbox.post(
+        "/admin/faults",
+        json={"authority": "customs", "duplicate_receipts": 1, "out_of_order": True},
+    ).raise_for_status()
     with stack.client() as client:
         did = _declare(client, fresh_ceb621())
         body = wait_for_status(client, did, {"released", "closed"}, timeout=40)
@@ -137,9 +150,11 @@ def test_duplicated_and_out_of_order_receipts_are_applied_once_and_in_order(
 
 
 def test_an_authority_down_for_a_while_loses_nothing_and_gets_nothing_twice(
-        stack: Stack, sandbox: httpx.Client):
-    sandbox.post("/admin/faults", json={"authority": "customs", "outage_seconds": 3}
-                 ).raise_for_status()
+    stack: Stack, sandbox: httpx.Client
+):
+    sandbox.post(
+        "/admin/faults", json={"authority": "customs", "outage_seconds": 3}
+    ).raise_for_status()
     with stack.client() as client:
         ids = [_declare(client, fresh_ceb621()) for _ in range(5)]
         bodies = [wait_for_status(client, did, {"closed"}, timeout=60) for did in ids]

@@ -18,8 +18,15 @@ from tests.e2e.stack import PROJECT_ROOT, Stack, wait_for_status
 def cli(stack: Stack, *args: str) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     env["GATEWAY_DATA_DIR"] = str(stack.data_dir)
-    out = subprocess.run([sys.executable, "-m", "gateway", *args], cwd=PROJECT_ROOT, env=env,
-                         capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return out.stdout
 
 
@@ -43,8 +50,7 @@ def test_rotating_a_key_changes_the_signer_and_keeps_old_signatures_valid(stack:
 
         after = None
         for _ in range(100):  # the key ring re-reads the active key within seconds
-            after = client.post("/api/v1/declarations", content=fresh_ceb621(),
-                                headers=xml).json()
+            after = client.post("/api/v1/declarations", content=fresh_ceb621(), headers=xml).json()
             if _signed_serial(client, after["id"])[0] != old_serial:
                 break
             time.sleep(0.1)
@@ -56,8 +62,9 @@ def test_rotating_a_key_changes_the_signer_and_keeps_old_signatures_valid(stack:
     assert "ecdsa-sha256" in body["events"][1]["info"]
     listed = cli(stack, "keys", "list")
     assert "retired" in listed and old_serial in listed
-    registered = TrustStore.from_directory(stack.data_dir / "keys" / "registered" /
-                                           "DXPENT0000000001")
+    registered = TrustStore.from_directory(
+        stack.data_dir / "keys" / "registered" / "DXPENT0000000001"
+    )
     assert verify_enveloped(old_doc, registered).key_name == old_serial
 
 
@@ -65,8 +72,18 @@ def test_an_org_without_a_key_is_told_so_and_an_unregistered_sender_is_refused(s
     import json
     import shutil
 
-    created = json.loads(cli(stack, "create-org", "--name", "Second Broker", "--codes",
-                             "2200000001", "--dxp-id", "DXPENT0000000099"))
+    created = json.loads(
+        cli(
+            stack,
+            "create-org",
+            "--name",
+            "Second Broker",
+            "--codes",
+            "2200000001",
+            "--dxp-id",
+            "DXPENT0000000099",
+        )
+    )
     xml = {"Content-Type": "application/xml"}
     with stack.client(created["api_key"]) as client:
         no_key = client.post("/api/v1/declarations", content=fresh_ceb621(), headers=xml)

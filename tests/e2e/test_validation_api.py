@@ -28,8 +28,9 @@ def test_a_message_declared_as_json_is_released_and_reads_back_as_json(stack: St
         assert resp.status_code == 202, resp.text
         did = resp.json()["id"]
         wait_for_status(client, did, {"released"})
-        back = client.get(f"/api/v1/declarations/{did}/message",
-                          headers={"Accept": "application/json"})
+        back = client.get(
+            f"/api/v1/declarations/{did}/message", headers={"Accept": "application/json"}
+        )
         as_xml = client.get(f"/api/v1/declarations/{did}/message")
     assert back.status_code == 200 and back.json() == doc
     assert as_xml.headers["Content-Type"].startswith("application/xml")
@@ -45,10 +46,11 @@ def test_json_errors_name_the_field_path_without_xml_lines(stack: Stack):
         resp = client.post("/api/v1/declarations", json=doc)
     assert resp.status_code == 422
     errors = {(e["path"], e["code"]) for e in resp.json()["errors"]}
-    assert ("/CEB621Message/Inventory[1]/InventoryHead/orderNo",
-            "schema.missing_element") in errors
-    assert ("/CEB621Message/Inventory[1]/InventoryHead/buyerIdNumber",
-            "rule.idcard.check_digit") in errors
+    assert ("/CEB621Message/Inventory[1]/InventoryHead/orderNo", "schema.missing_element") in errors
+    assert (
+        "/CEB621Message/Inventory[1]/InventoryHead/buyerIdNumber",
+        "rule.idcard.check_digit",
+    ) in errors
     assert all(e["line"] is None for e in resp.json()["errors"])
 
 
@@ -77,8 +79,9 @@ def test_validate_takes_a_zip_and_reports_every_file(stack: Stack):
         zf.writestr("broken.xml", b"<ceb:CEB621Message")
         zf.writestr("hostile.xml", b'<!DOCTYPE x [<!ENTITY a "b">]><x>&a;</x>')
     with stack.client() as client:
-        resp = client.post("/api/v1/validate", content=buf.getvalue(),
-                           headers={"Content-Type": "application/zip"})
+        resp = client.post(
+            "/api/v1/validate", content=buf.getvalue(), headers={"Content-Type": "application/zip"}
+        )
     assert resp.status_code == 200
     files = {f["file"]: f for f in resp.json()["files"]}
     assert files["good.xml"]["valid"] and files["good.json"]["valid"]

@@ -24,19 +24,42 @@ from schemas.registry import get_spec
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "messages"
 VALID = sorted(CORPUS.glob("*/valid*.xml"))
 # Fields that business rules read: changing them freely may break a rule on purpose.
-RULE_FIELDS = frozenset({
-    "guid", "appType", "appStatus", "appTime", "declTime", "ieDate", "payTime", "buyerIdType",
-    "buyerIdNumber", "payerIdType", "payerIdNumber", "gcode", "currency", "qty", "price",
-    "totalPrice", "goodsValue", "freight", "discount", "taxTotal", "acturalPaid", "tradeMode",
-    "emsNo", "areaCode", "returnStatus",
-})
+RULE_FIELDS = frozenset(
+    {
+        "guid",
+        "appType",
+        "appStatus",
+        "appTime",
+        "declTime",
+        "ieDate",
+        "payTime",
+        "buyerIdType",
+        "buyerIdNumber",
+        "payerIdType",
+        "payerIdNumber",
+        "gcode",
+        "currency",
+        "qty",
+        "price",
+        "totalPrice",
+        "goodsValue",
+        "freight",
+        "discount",
+        "taxTotal",
+        "acturalPaid",
+        "tradeMode",
+        "emsNo",
+        "areaCode",
+        "returnStatus",
+    }
+)
 TEXT = st.text(alphabet=st.sampled_from("ABCXYZabcxyz0123456789-_ 货物报关上海"), min_size=1)
 
 
 @dataclass(frozen=True)
 class Facets:
     required: bool
-    kind: str            # "string" | "decimal" | "other"
+    kind: str  # "string" | "decimal" | "other"
     min_length: int
     max_length: int | None
     fixed: bool
@@ -56,8 +79,13 @@ def _facets(message_type: str) -> dict[str, Facets]:
             kind = prim if prim in ("string", "decimal") else "other"
             if getattr(simple, "patterns", None) or getattr(simple, "enumeration", None):
                 kind = "other"
-            out[path] = Facets(el.min_occurs >= 1, kind, simple.min_length or 0,
-                               simple.max_length, el.fixed is not None)
+            out[path] = Facets(
+                el.min_occurs >= 1,
+                kind,
+                simple.min_length or 0,
+                simple.max_length,
+                el.fixed is not None,
+            )
             return
         for child in el.iterchildren():
             if child.local_name and depth < 6:
@@ -86,8 +114,7 @@ def _violations(doc: etree._Element) -> list[str]:
     return [v.code for v in check_message(etree.tostring(doc), DEFAULT_LIMITS).violations]
 
 
-FAST = settings(max_examples=150, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @FAST
@@ -95,15 +122,26 @@ FAST = settings(max_examples=150, deadline=None,
 def test_a_valid_document_with_any_conforming_free_text_stays_valid(path: Path, data) -> None:
     mtype, doc = _load(path)
     facets = _facets(mtype)
-    choices = [(el, facets[p]) for el, p in _leaves(doc)
-               if p in facets and facets[p].kind == "string" and not facets[p].fixed
-               and etree.QName(el).localname not in RULE_FIELDS and facets[p].max_length]
+    choices = [
+        (el, facets[p])
+        for el, p in _leaves(doc)
+        if p in facets
+        and facets[p].kind == "string"
+        and not facets[p].fixed
+        and etree.QName(el).localname not in RULE_FIELDS
+        and facets[p].max_length
+    ]
     if not choices:
         return
     el, f = data.draw(st.sampled_from(choices))
     low, high = max(1, f.min_length), f.max_length or 30
-    el.text = data.draw(st.text(alphabet=st.sampled_from("ABCxyz0123456789-_货物"),
-                                min_size=low, max_size=min(high, 40) if high >= low else low))
+    el.text = data.draw(
+        st.text(
+            alphabet=st.sampled_from("ABCxyz0123456789-_货物"),
+            min_size=low,
+            max_size=min(high, 40) if high >= low else low,
+        )
+    )
     assert _violations(doc) == [], (path.name, etree.QName(el).localname, el.text)
 
 
@@ -151,7 +189,7 @@ def test_no_byte_mutation_escapes_the_error_tree(path: Path, data) -> None:
         elif op == "insert":
             body[pos:pos] = data.draw(st.binary(min_size=1, max_size=16))
         elif op == "delete" and body:
-            del body[pos: pos + data.draw(st.integers(1, 16))]
+            del body[pos : pos + data.draw(st.integers(1, 16))]
         elif op == "truncate":
             del body[pos:]
     report = validate_file(path.name, bytes(body), DEFAULT_LIMITS)  # must not raise
