@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from functools import cache
 from pathlib import Path
 
 from lxml import etree
@@ -141,12 +140,23 @@ def build_runtime(settings: Settings) -> Runtime:
     )
 
 
-@cache
-def _runtime_for(settings: Settings, pid: int) -> Runtime:
-    del pid  # part of the cache key: a forked child builds its own engine and clients
-    return build_runtime(settings)
+_RUNTIMES: dict[Settings, Runtime] = {}
 
 
 def runtime(settings: Settings) -> Runtime:
-    """This process's Runtime for ``settings`` (rebuilt after a fork)."""
-    return _runtime_for(settings, os.getpid())
+    """The process's Runtime for ``settings``, built once. A forked child (an rq work horse)
+    inherits it warm: keys, schemas, trust stores and clients are fork-safe; the database
+    pool is not, so the child drops the inherited connections (see below)."""
+    rt = _RUNTIMES.get(settings)
+    if rt is None:
+        rt = _RUNTIMES[settings] = build_runtime(settings)
+    return rt
+
+
+def _forget_inherited_connections() -> None:
+    # Never reuse a parent's database connections in a child (RELIABILITY.md, rq pitfall 11).
+    for rt in _RUNTIMES.values():
+        rt.engine.dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_forget_inherited_connections)

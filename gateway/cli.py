@@ -77,9 +77,10 @@ def worker() -> None:
     from rq import Worker
     from rq.serializers import JSONSerializer
 
-    from gateway.bootstrap import redis_connection
+    from gateway.bootstrap import redis_connection, runtime
 
     settings = load_settings()
+    runtime(settings)  # warm: every forked work horse inherits keys, schemas and clients
     w = Worker(
         [settings.queue_name],
         connection=redis_connection(settings),
