@@ -22,15 +22,18 @@ $(VENV)/.dev-installed: $(VENV)/.installed requirements-dev.txt
 run: $(VENV)/.installed ## Start gateway, worker, relay, sandbox and Redis (embedded defaults)
 	$(PY) -m gateway run
 
-# Debian tools the interop tests use: xmlsec1 (an independent XML-DSig implementation) and
-# SoftHSM2 (a PKCS#11 token standing in for a broker's USB key). Installed when we are root
+# Debian tools some tests use: xmlsec1 (an independent XML-DSig implementation),
+# SoftHSM2 (a PKCS#11 token standing in for a broker's USB key) and PostgreSQL (the production
+# database path). Installed when we are root
 # on a Debian-like machine; otherwise those tests skip and say why.
-SYSTEM_TOOLS := xmlsec1 softhsm2-util
-system-deps: ## Install xmlsec1 and SoftHSM2 when missing (root + apt only)
-	@missing=""; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+system-deps: ## Install xmlsec1, SoftHSM2 and PostgreSQL when missing (root + apt only)
+	@missing=""; \
+	command -v xmlsec1 >/dev/null || missing="$$missing xmlsec1"; \
+	command -v softhsm2-util >/dev/null || missing="$$missing softhsm2"; \
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "installing:$$missing"; \
-	  (apt-get update -qq && apt-get install -y -qq xmlsec1 softhsm2 >/dev/null) \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
 	    || echo "could not install$$missing; their tests will skip"; \
 	elif [ -n "$$missing" ]; then echo "not installed:$$missing (their tests will skip)"; fi
 

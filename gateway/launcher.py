@@ -171,7 +171,8 @@ def run(settings: Settings) -> int:
             ],
         )
         sup.start("relay", [py, "-m", "gateway", "relay"])
-        sup.start("worker", [py, "-m", "gateway", "worker"])
+        for n in range(max(1, settings.workers)):
+            sup.start(f"worker-{n + 1}", [py, "-m", "gateway", "worker"])
         sup.wait_until(lambda: _http_ok(sandbox + "/healthz"), "sandbox")
         sup.wait_until(lambda: _http_ok(base + "/healthz"), "gateway")
         print(

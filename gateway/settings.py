@@ -28,6 +28,7 @@ class Settings:
     database_url: str
     redis_url: str
     queue_name: str
+    workers: int
     max_body_bytes: int
     max_xml_depth: int
     demo_api_key: str
