@@ -10,6 +10,7 @@ from gateway.api.auth import current_principal
 from gateway.domain.errors import MalformedRequest, NotFound, Violation
 from gateway.domain.statuses import DeclarationStatus, Phase
 from gateway.persistence import repository as repo
+from gateway.services.cancel import cancel
 from gateway.services.declare import Accepted, declare
 from gateway.services.runtime import Runtime
 from gateway.xml.json_codec import xml_to_json
@@ -33,6 +34,7 @@ def _links(declaration_id: str) -> dict[str, str]:
         "self": url_for("declarations.get_one", declaration_id=declaration_id),
         "signed": url_for("declarations.signed", declaration_id=declaration_id),
         "message": url_for("declarations.message", declaration_id=declaration_id),
+        "cancel": url_for("declarations.cancel_one", declaration_id=declaration_id),
     }
 
 
@@ -142,6 +144,22 @@ def signed(declaration_id: str) -> Response:
         msg = repo.get_message(conn, decl["message_id"])
     assert msg is not None
     return Response(msg["signed_xml"], mimetype="application/xml")
+
+
+@bp.post("/<declaration_id>/cancel")
+def cancel_one(declaration_id: str) -> tuple[Response, int]:
+    """Cancel an accepted inventory list (CEB623 / CEB605): 202 with the cancellation."""
+    principal = current_principal(_rt())
+    payload = request.get_json(silent=True) if request.data else {}
+    if not isinstance(payload, dict) or not isinstance(payload.get("reason", ""), str):
+        raise MalformedRequest(
+            'Send JSON {"reason": "..."}.',
+            violations=[Violation("/reason", "cancel.reason", "a reason string is required")],
+        )
+    acc = cancel(_rt(), principal.org_id, declaration_id, payload.get("reason", ""))
+    resp = jsonify(_accepted_body(acc))
+    resp.headers["Location"] = _links(acc.declarations[0].id)["self"]
+    return resp, 202
 
 
 @bp.get("/<declaration_id>/message")

@@ -29,6 +29,17 @@ BUSINESS_KEY_FIELDS: dict[str, tuple[str, ...]] = {
     "CEB505": ("logisticsCode", "logisticsNo"),
     "CEB621": ("agentCode", "copNo"),
     "CEB603": ("agentCode", "copNo"),
+    # One open cancellation per inventory list.
+    "CEB623": ("agentCode", "invtNo"),
+    "CEB605": ("agentCode", "invtNo"),
+}
+
+# Documents that end another declaration when customs accepts them, and what they make it:
+# message type -> (the type it refers to by invtNo, the status it ends in).
+TERMINATING: dict[str, tuple[str, str]] = {
+    "CEB623": ("CEB621", "cancelled"),
+    "CEB605": ("CEB603", "cancelled"),
+    "CEB625": ("CEB621", "returned"),
 }
 
 

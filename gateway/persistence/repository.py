@@ -189,6 +189,19 @@ def get_declaration(
     return conn.execute(stmt).mappings().first()
 
 
+def find_by_invt_no(conn: Connection, message_type: str, invt_no: str) -> RowMapping | None:
+    """The declaration customs numbered ``invt_no`` (locked for the caller's update)."""
+    return (
+        conn.execute(
+            select(t.declarations)
+            .where(t.declarations.c.type == message_type, t.declarations.c.invt_no == invt_no)
+            .with_for_update()
+        )
+        .mappings()
+        .first()
+    )
+
+
 def find_declaration_by_doc_guid(
     conn: Connection, message_type: str, guid: str, *, for_update: bool = False
 ) -> RowMapping | None:

@@ -165,3 +165,23 @@ def test_an_authority_down_for_a_while_loses_nothing_and_gets_nothing_twice(
     assert records["customs"]["duplicates"] == 0
     for b in bodies:
         assert records["port"]["releases"][b["logistics_no"]] == 1
+
+
+def test_a_held_list_is_cancelled_through_the_api(stack: Stack, sandbox: httpx.Client):
+    sandbox.post("/admin/risk", json={"customs_rate": 1, "ciq_rate": 0, "hold_rate": 1})
+    with stack.client() as client:
+        did = _declare(client, fresh_ceb621())
+        held = wait_for_status(client, did, {"held"})
+        assert held["invt_no"]
+        no_reason = client.post(f"/api/v1/declarations/{did}/cancel", json={"reason": ""})
+        assert no_reason.status_code == 422
+        resp = client.post(
+            f"/api/v1/declarations/{did}/cancel",
+            json={"reason": "消费者取消订单 / cancelled by the buyer"},
+        )
+        assert resp.status_code == 202, resp.text
+        assert resp.json()["type"] == "CEB623"
+        body = wait_for_status(client, did, {"cancelled"})
+        again = client.post(f"/api/v1/declarations/{did}/cancel", json={"reason": "again"})
+    assert again.status_code == 409
+    assert "release_queued" not in [e["kind"] for e in body["events"]]
