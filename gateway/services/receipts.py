@@ -19,6 +19,7 @@ from gateway.domain.errors import ReceiptRejected, Violation
 from gateway.domain.statuses import Authority, Phase, describe_code
 from gateway.persistence import repository as repo
 from gateway.services.cancel import end_referenced
+from gateway.services.export_path import record_milestone
 from gateway.services.inspections import record_inspection
 from gateway.services.runtime import Runtime
 from gateway.services.status import refresh_status
@@ -217,8 +218,10 @@ def _apply_to_declaration(
         ],
     )
     if applies:
-        if phase >= Phase.STORED and phase not in (Phase.REJECTED, Phase.RETURNED):
+        accepted_now = current < Phase.STORED <= phase  # the first acceptance only
+        if accepted_now and phase not in (Phase.REJECTED, Phase.RETURNED):
             end_referenced(conn, decl, at)  # an accepted cancellation or return
+            record_milestone(conn, decl, at)  # an accepted export arrival or departure
         new_status = refresh_status(conn, rt, decl, source=authority, at=at, ring=ring)
         if new_status != status:
             repo.insert_events(
