@@ -57,6 +57,9 @@ class Settings:
     retry_max_seconds: float
     relay_interval: float
     doorbell_grace: float
+    tax_rates_file: str
+    annual_quota: str
+    quota_secret: str
     poll_interval: float
     breaker_failures: int
     breaker_reset_seconds: float
@@ -115,6 +118,26 @@ class Settings:
     @property
     def inspection_prefixes(self) -> tuple[str, ...]:
         return tuple(p.strip() for p in self.inspection_hs_prefixes.split(",") if p.strip())
+
+    @property
+    def tax_rates_path(self) -> Path:
+        return Path(self.tax_rates_file) if self.tax_rates_file else \
+            PROJECT_ROOT / "config" / "tax_rates.toml"
+
+    def quota_secret_bytes(self) -> bytes:
+        """The HMAC key for buyer ids: configured, or kept in the data dir (made once)."""
+        if self.quota_secret:
+            return self.quota_secret.encode()
+        path = self.data_path / "quota-secret"
+        if not path.exists():
+            import os
+            import secrets
+
+            self.data_path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+        return path.read_text().strip().encode()
 
     @property
     def port_types(self) -> frozenset[str]:

@@ -110,6 +110,8 @@ declarations = Table(
     Column("business_key", String(200)),
     Column("app_type", String(1), nullable=False, server_default="1"),
     Column("requires_arrival", Integer, nullable=False, server_default="0"),
+    Column("buyer_key", String(64)),  # HMAC of the buyer's ID: the quota is per person
+    Column("tax", JSON),  # {"estimate": {...}, "bill": {...}}
     Column("arrived_at", DateTime(timezone=True)),
     Column("released_at", DateTime(timezone=True)),
     Column("gate_out_at", DateTime(timezone=True)),
@@ -124,6 +126,7 @@ declarations = Table(
     Index("ix_declarations_message", "message_id"),
     Index("ix_declarations_business_key", "business_key"),
     Index("ix_declarations_logistics_no", "logistics_no"),
+    Index("ix_declarations_invt_no", "invt_no"),
     # Declare once: one open (not rejected, not cancelled) declaration per business key.
     Index(
         "uq_declarations_open_business_key",
@@ -227,6 +230,21 @@ port_events = Table(
     Column("received_at", DateTime(timezone=True), nullable=False),
     Column("raw_xml", LargeBinary, nullable=False),
     Index("ix_port_events_logistics_no", "logistics_no", "kind"),
+)
+
+quota_ledger = Table(
+    "quota_ledger",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("buyer_key", String(64), nullable=False),
+    Column("year", Integer, nullable=False),
+    Column("amount", String(24), nullable=False),  # a Decimal, exact
+    Column("kind", String(10), nullable=False),  # release | restore
+    Column("declaration_id", String(40), ForeignKey("declarations.id"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    # Counted once, restored once, whatever repeats.
+    UniqueConstraint("declaration_id", "kind"),
+    Index("ix_quota_ledger_buyer_year", "buyer_key", "year"),
 )
 
 poll_cursors = Table(
