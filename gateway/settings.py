@@ -134,7 +134,10 @@ class Settings:
             import secrets
 
             self.data_path.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another process made it first: use theirs
+                return path.read_text().strip().encode()
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_hex(32))
         return path.read_text().strip().encode()

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -136,9 +136,9 @@ def summary_key(doc: DocumentView, *, by_owner: bool = False) -> SummaryKey:
 @dataclass
 class _ItemSum:
     qty: Decimal | None = Decimal(0)
-    units: set[str] | None = None
     qty1: Decimal | None = Decimal(0)
-    units1: set[str] | None = None
+    units: set[str] = field(default_factory=set)
+    units1: set[str] = field(default_factory=set)
     total: Decimal = Decimal(0)
     count: int = 0
 
@@ -157,11 +157,11 @@ def _items(lists: list[ReleasedList]) -> tuple[SummaryItem, ...]:
                 _field(line, "country"),
                 _field(line, "currency"),
             )
-            s = sums.setdefault(key, _ItemSum(units=set(), units1=set()))
+            s = sums.setdefault(key, _ItemSum())
             s.qty = _add(s.qty, _number(line, "qty", rl.invt_no))
             s.qty1 = _add(s.qty1, _number(line, "qty1", rl.invt_no))
-            s.units.add(_field(line, "unit"))  # type: ignore[union-attr]
-            s.units1.add(_field(line, "unit1"))  # type: ignore[union-attr]
+            s.units.add(_field(line, "unit"))
+            s.units1.add(_field(line, "unit1"))
             total = _number(line, "totalPrice", rl.invt_no)
             if total is None:
                 raise ValueError(f"{rl.invt_no}: a line has no totalPrice")
@@ -169,8 +169,8 @@ def _items(lists: list[ReleasedList]) -> tuple[SummaryItem, ...]:
             s.count += 1
     out = []
     for (gcode, name, country, currency), s in sorted(sums.items()):
-        unit = next(iter(s.units)) if len(s.units or ()) == 1 else ""  # type: ignore[arg-type]
-        unit1 = next(iter(s.units1)) if len(s.units1 or ()) == 1 else ""  # type: ignore[arg-type]
+        unit = next(iter(s.units)) if len(s.units) == 1 else ""
+        unit1 = next(iter(s.units1)) if len(s.units1) == 1 else ""
         out.append(
             SummaryItem(
                 gcode=gcode,
