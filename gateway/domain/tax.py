@@ -180,6 +180,51 @@ class TaxAssessment:
         """完税价格 of the whole list: what the annual quota counts."""
         return sum((line.tax_price for line in self.lines), ZERO)
 
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (amounts as strings, exact) for storage and the API."""
+
+        def amounts(x: LineTax | TaxAssessment) -> dict[str, str]:
+            return {
+                "customs_tax": str(x.customs_tax),
+                "vat": str(x.vat),
+                "consumption_tax": str(x.consumption_tax),
+                "total": str(x.total),
+            }
+
+        return {
+            "mode": str(self.mode),
+            **amounts(self),
+            "lines": [
+                {"gnum": x.gnum, "gcode": x.gcode, "tax_price": str(x.tax_price), **amounts(x)}
+                | ({"rate_name": x.rate_name} if x.rate_name else {})
+                for x in self.lines
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TaxAssessment:
+        """Read back what ``as_dict`` wrote (head amounts as stored, not re-summed)."""
+        lines = tuple(
+            LineTax(
+                int(x["gnum"]),
+                str(x["gcode"]),
+                Decimal(x["tax_price"]),
+                Decimal(x["customs_tax"]),
+                Decimal(x["vat"]),
+                Decimal(x["consumption_tax"]),
+                str(x.get("rate_name", "")),
+            )
+            for x in data.get("lines", ())
+        )
+        return cls(
+            lines,
+            Decimal(data["customs_tax"]),
+            Decimal(data["vat"]),
+            Decimal(data["consumption_tax"]),
+            Decimal(data["total"]),
+            TaxMode(data.get("mode", TaxMode.RETAIL)),
+        )
+
     @classmethod
     def of_lines(cls, lines: Iterable[LineTax], mode: TaxMode = TaxMode.RETAIL) -> TaxAssessment:
         """Sum lines into an assessment (so the head always adds up)."""
@@ -235,9 +280,7 @@ def assess(doc: DocumentView, rates: TaxRates, mode: TaxMode = TaxMode.RETAIL) -
         _decimal(line.get("totalPrice", ""), f"line {i} totalPrice")
         for i, line in enumerate(doc.lines, start=1)
     ]
-    fees = sum(
-        (_decimal(doc.head.get(k) or "0", k) for k in ("freight", "insuredFee")), Decimal(0)
-    )
+    fees = sum((_decimal(doc.head.get(k) or "0", k) for k in ("freight", "insuredFee")), Decimal(0))
     shares = apportion(fees, values)
     out = []
     for i, (line, value, share) in enumerate(zip(doc.lines, values, shares, strict=True), 1):
