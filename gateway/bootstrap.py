@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 
 from lxml import etree
@@ -19,6 +20,7 @@ from adapters.inspection import InspectionClient
 from adapters.port import PortClient
 from adapters.transport import HttpTransport
 from gateway.domain.routing import RoutingRules
+from gateway.domain.tax import TaxRates
 from gateway.persistence.database import get_engine
 from gateway.services.keyring import KeyRing
 from gateway.services.runtime import Runtime
@@ -137,6 +139,9 @@ def build_runtime(settings: Settings) -> Runtime:
         rules=RoutingRules(settings.inspection_prefixes, settings.port_types),
         gateway_dxp_id=settings.gateway_dxp_id,
         sign_as_gateway=_gateway_signer(settings),
+        tax_rates=TaxRates.load(settings.tax_rates_path),
+        quota_secret=settings.quota_secret_bytes(),
+        annual_quota=Decimal(settings.annual_quota),
     )
 
 

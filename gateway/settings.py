@@ -121,8 +121,11 @@ class Settings:
 
     @property
     def tax_rates_path(self) -> Path:
-        return Path(self.tax_rates_file) if self.tax_rates_file else \
-            PROJECT_ROOT / "config" / "tax_rates.toml"
+        return (
+            Path(self.tax_rates_file)
+            if self.tax_rates_file
+            else PROJECT_ROOT / "config" / "tax_rates.toml"
+        )
 
     def quota_secret_bytes(self) -> bytes:
         """The HMAC key for buyer ids: configured, or kept in the data dir (made once)."""

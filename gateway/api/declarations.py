@@ -112,6 +112,7 @@ def get_one(declaration_id: str) -> Response:
         events = repo.events_of(conn, declaration_id)
     body = _summary(decl)
     body["routes"] = decl["routes"]
+    body["tax"] = decl["tax"]  # the gateway's estimate and, once issued, customs' bill
     body["authorities"] = {
         a["authority"]: {
             "status": a["code"],

@@ -481,3 +481,21 @@ def save_poll_cursor(conn: Connection, source: str, cursor: int) -> None:
     )
     if done.rowcount == 0:
         conn.execute(insert(t.poll_cursors).values(source=source, cursor=cursor, updated_at=now()))
+
+
+# --- quota ledger ----------------------------------------------------------------------
+
+
+def quota_entry_exists(conn: Connection, declaration_id: str, kind: str) -> bool:
+    return (
+        conn.execute(
+            select(t.quota_ledger.c.id).where(
+                t.quota_ledger.c.declaration_id == declaration_id, t.quota_ledger.c.kind == kind
+            )
+        ).first()
+        is not None
+    )
+
+
+def insert_quota_entry(conn: Connection, **values: Any) -> None:
+    conn.execute(insert(t.quota_ledger).values(**values))

@@ -21,6 +21,7 @@ from gateway.domain.errors import BusinessRuleViolation, DuplicateDeclaration, N
 from gateway.persistence import repository as repo
 from gateway.services.declare import Accepted, declare
 from gateway.services.runtime import Runtime
+from gateway.services.tax_quota import restore
 from gateway.xml.parsing import parse_xml
 from schemas.registry import CEB_NS
 
@@ -165,6 +166,10 @@ def end_referenced(conn: Any, declaration: Any, at: Any) -> str | None:
     if original is None or original["status"] in ("cancelled", "returned", "rejected"):
         return None
     repo.update_declaration(conn, original["id"], status=final)
+    restored = restore(conn, original, at)  # the buyer's annual quota comes back
+    info = f"{declaration['type']} {declaration['id']} accepted by customs: the list is {final}"
+    if restored:
+        info += f"; {restored} CNY back in the buyer's annual quota"
     repo.insert_events(
         conn,
         [
@@ -174,8 +179,7 @@ def end_referenced(conn: Any, declaration: Any, at: Any) -> str | None:
                 kind=final,
                 source="customs",
                 status=final,
-                info=f"{declaration['type']} {declaration['id']} accepted by customs: the list is "
-                f"{final}",
+                info=info,
             )
         ],
     )

@@ -28,6 +28,7 @@ from gateway.domain.statuses import DeclarationStatus, Phase
 from gateway.persistence import repository as repo
 from gateway.persistence.ids import new_id
 from gateway.services.runtime import Runtime
+from gateway.services.tax_quota import buyer_of, check_quota, estimate
 from gateway.services.validate import body_format, check_body
 from gateway.xml.documents import document_elements, message_guid
 from gateway.xml.port_messages import Consignment, build_manifest
@@ -260,6 +261,7 @@ class _Plan:
     statuses: list[dict[str, Any]]
     events: list[dict[str, Any]]
     dispatches: list[dict[str, Any]]
+    quota: list[tuple[int, str | None, Any]]  # (position, buyer key, tax estimate)
 
 
 def _event(declaration_id: str, at: Any, kind: str, info: str) -> dict[str, Any]:
@@ -282,7 +284,7 @@ def _plan(
     signed_by: str,
 ) -> _Plan:
     at = repo.now()
-    plan = _Plan(new_id("msg"), [], [], [], [])
+    plan = _Plan(new_id("msg"), [], [], [], [], [])
     views = {d.position: d.view for d in document_elements(root, spec)}
     port = rt.rules.needs_port(spec.type)
     arrived = _arrivals(rt, [d.logistics_no for d in docs if d.logistics_no]) if port else {}
@@ -298,6 +300,8 @@ def _plan(
         authorities += [a for a in routes if a not in authorities]
         did = new_id("dcl")
         arrival = arrived.get(doc.logistics_no or "")
+        tax, buyer = estimate(rt, view), buyer_of(rt, view)
+        plan.quota.append((doc.position, buyer, tax))
         plan.declarations.append(
             dict(
                 id=did,
@@ -318,6 +322,8 @@ def _plan(
                 arrived_at=arrival,
                 created_at=at,
                 updated_at=at,
+                buyer_key=buyer,
+                tax={"estimate": tax.as_dict()} if tax is not None else None,
             )
         )
         plan.statuses += [
@@ -421,6 +427,7 @@ def _store(
     with rt.engine.begin() as conn:
         _check_not_declared(conn, spec, guid, docs)
         superseded = _check_business_keys(conn, spec, docs)
+        check_quota(rt, conn, spec.root, spec.document or "", plan.quota, at)
         # Supersede first: the partial unique index allows one open declaration per key.
         for old_id in superseded:
             repo.update_declaration(conn, old_id, status=DeclarationStatus.CANCELLED.value)

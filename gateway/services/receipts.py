@@ -23,6 +23,7 @@ from gateway.services.export_path import record_milestone
 from gateway.services.inspections import record_inspection
 from gateway.services.runtime import Runtime
 from gateway.services.status import refresh_status
+from gateway.services.tax_quota import record_tax_bill
 from gateway.xml.parsing import parse_xml
 from gateway.xml.validation import detect, schema_violations
 from schemas.registry import CEB_NS, MessageSpec, all_specs
@@ -31,6 +32,7 @@ from signing.xmldsig import verify_enveloped
 
 _Q = f"{{{CEB_NS}}}"
 FORMAT_ERROR = "CEB900"
+TAX_BILL = "CEB816"
 
 
 @dataclass
@@ -80,6 +82,10 @@ def record_receipts(rt: Runtime, body: bytes) -> ReceiptOutcome:
         raise ReceiptRejected(f"The {spec.type} receipt is invalid.", violations=violations)
     outcome = ReceiptOutcome(authority, spec.type)
     raw = etree.tostring(root)
+    if spec.type == TAX_BILL:
+        for entry in doc.iterfind(f"{_Q}{spec.document}"):
+            _apply_tax_bill(rt, authority, spec, entry, raw, outcome)
+        return outcome
     for entry in doc.iterfind(f"{_Q}{spec.document}"):
         fields = {
             etree.QName(c).localname: (c.text or "").strip()
@@ -88,6 +94,51 @@ def record_receipts(rt: Runtime, body: bytes) -> ReceiptOutcome:
         }
         _apply_entry(rt, authority, spec, fields, raw, outcome)
     return outcome
+
+
+def _leaf_fields(el: etree._Element) -> dict[str, str]:
+    return {
+        etree.QName(c).localname: (c.text or "").strip()
+        for c in el
+        if isinstance(c.tag, str) and len(c) == 0
+    }
+
+
+def _apply_tax_bill(
+    rt: Runtime,
+    authority: str,
+    spec: MessageSpec,
+    entry: etree._Element,
+    raw: bytes,
+    outcome: ReceiptOutcome,
+) -> None:
+    """Keep customs' tax bill (CEB816) on the list it taxes; once, however often it comes."""
+    head_el = entry.find(f"{_Q}{spec.head}")
+    if head_el is None:
+        return
+    head = _leaf_fields(head_el)
+    lines = [_leaf_fields(x) for x in entry.iterfind(f"{_Q}TaxListRd")]
+    fingerprint = _fingerprint(authority, spec, head)
+    with rt.engine.begin() as conn:
+        if repo.receipt_seen(conn, fingerprint):
+            outcome.duplicates += 1
+            return
+        declaration_id = record_tax_bill(conn, head, lines, repo.now())
+        if declaration_id is None:
+            outcome.unmatched.append(head.get("invtNo", ""))
+            return
+        repo.insert_receipt(
+            conn,
+            fingerprint=fingerprint,
+            authority=authority,
+            message_type=spec.type,
+            declaration_id=declaration_id,
+            return_status=head.get("status", "") or "tax",
+            return_time=head.get("returnTime"),
+            applied=1,
+            raw_xml=raw,
+        )
+        outcome.applied += 1
 
 
 def _targets(conn: Any, spec: MessageSpec, fields: dict[str, str]) -> list[Any]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Engine
 
 from adapters.base import AuthorityClient
 from gateway.domain.routing import RoutingRules
+from gateway.domain.tax import TaxRates
 from gateway.services.keyring import KeyRing
 from gateway.xml.parsing import ParseLimits
 from signing.keys import TrustStore
@@ -35,3 +37,6 @@ class Runtime:
     rules: RoutingRules  # which authorities see which document
     gateway_dxp_id: str  # the gateway's own sender id (manifests and releases to the port)
     sign_as_gateway: Callable[[Any], bytes]  # sign a port message with the gateway's key
+    tax_rates: TaxRates  # retail-import tax rates by HS code
+    quota_secret: bytes  # HMAC key for buyers' quota keys
+    annual_quota: Decimal  # per person per year, CNY

@@ -16,6 +16,7 @@ from gateway.domain.statuses import Authority, DeclarationStatus, Phase
 from gateway.persistence import repository as repo
 from gateway.persistence.ids import new_id
 from gateway.services.runtime import Runtime
+from gateway.services.tax_quota import count_release
 from gateway.xml.parsing import parse_xml
 from gateway.xml.port_messages import Consignment, build_release
 from schemas.registry import CEB_NS
@@ -70,6 +71,7 @@ def _release(
 ) -> None:
     cleared = [a.value for a, p in phases.items() if p >= Phase.RELEASED]
     repo.update_declaration(conn, declaration["id"], released_at=at)
+    count_release(conn, declaration, at)  # the buyer's annual quota
     if not rt.rules.needs_port(declaration["type"]):
         return
     fresh = repo.get_declaration(conn, declaration["id"])

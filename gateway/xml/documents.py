@@ -86,7 +86,7 @@ def document_elements(root: etree._Element, spec: MessageSpec) -> list[DocumentE
             for c in doc
             if isinstance(c.tag, str)
             and c is not head
-            and etree.QName(c).localname.endswith("List")
+            and etree.QName(c).localname.endswith(("List", "ListRd"))
         ]
         line_name = etree.QName(lines[0]).localname if lines else None
         view = DocumentView(spec.type, _fields(head), [_fields(x) for x in lines])
