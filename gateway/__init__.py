@@ -29,4 +29,5 @@ def create_app(
     for module in (declarations, receipts, validate, health):
         app.register_blueprint(module.bp)
     app.register_blueprint(receipts.port_bp)
+    app.register_blueprint(declarations.summaries)
     return app

@@ -11,6 +11,7 @@ inspected (500) and then released (800) or held (501).
 from __future__ import annotations
 
 import logging
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -36,7 +37,13 @@ from sandbox.matching import (
 )
 from sandbox.numbers import china_now, invt_no, pre_no, return_time
 from sandbox.outbox import Outbox
-from sandbox.receipts import build_reply, format_error, reply_fields, tax_bill_message
+from sandbox.receipts import (
+    build_reply,
+    format_error,
+    reply_fields,
+    summary_result_message,
+    tax_bill_message,
+)
 from sandbox.registry import SenderRegistry
 from sandbox.risk import Risk
 from sandbox.scheduler import Scheduler
@@ -98,6 +105,7 @@ class SandboxCustoms:
         self.records = MessageBook()
         self.book = PartnerBook()
         self.tax_bills: dict[str, dict[str, str]] = {}
+        self.export_lists: dict[str, tuple[str, list[tuple[str, str]]]] = {}
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="customs")
 
     def receive(self, env: Envelope) -> str:
@@ -158,11 +166,37 @@ class SandboxCustoms:
             self._send(to, reply, doc, numbers, [Step("2", d0), Step("100", d0 + d1, reason)])
             return
         if doc.type in INVENTORY_DIRECTION:
+            if doc.type == "CEB603":  # kept for the summary results (CEB792) of the month
+                with self.records.lock:
+                    self.export_lists[numbers["invtNo"]] = (
+                        doc.head.get("logisticsNo", ""),
+                        [(line.get("gnum", "1"), line.get("gcode", "")) for line in doc.lines],
+                    )
             self._inventory(to, reply, doc, numbers)
             return
         if doc.type in PARTNER_TYPES:
             self.book.add(doc)
         self._send(to, reply, doc, numbers, [Step("2", d0), Step("120", d0 + d1)])
+        if doc.type == "CEB701":
+            self._summary_result(to, doc, d0 + d1 + d1)
+
+    def _summary_result(self, to: str, doc: Document, delay: float) -> None:
+        """After accepting a summary application, customs answers with its result (CEB792)."""
+        now = china_now()
+        customs = doc.head.get("customsCode", "0000")
+        sum_no = f"{customs}{now:%Y}S{uuid.uuid4().int % 10**9:09d}"
+        entry_id = f"{customs}{now:%Y}{uuid.uuid4().int % 10**10:010d}"
+        with self.records.lock:
+            known = {
+                line.get("invtNo", ""): self.export_lists.get(line.get("invtNo", ""))
+                for line in doc.lines
+                if line.get("invtNo")
+            }
+        goods = [(n, *k[0:1], gnum, gcode) for n, k in known.items() if k for gnum, gcode in k[1]]
+        message = summary_result_message(
+            doc.head, goods, sum_no, entry_id, return_time(now + timedelta(seconds=delay))
+        )
+        self.outbox.schedule(message, delay, to, "CEB792")
 
     def _inventory(self, to: str, reply: str, doc: Document, numbers: dict[str, str]) -> None:
         config = self.risk.config

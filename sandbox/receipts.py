@@ -173,3 +173,52 @@ def port_event(
             etree.SubElement(entry, f"{_P}invtNo").text = c.invt_no
         etree.SubElement(entry, f"{_P}{stamp}").text = at.isoformat(timespec="seconds")
     return root
+
+
+def summary_result_message(
+    head: Mapping[str, str],
+    goods: list[tuple[str, str, str, str]],
+    sum_no: str,
+    entry_id: str,
+    when: str,
+) -> etree._Element:
+    """A CEB792 summary result for one accepted CEB701 application (same guid as its head)."""
+    root = etree.Element(
+        f"{_Q}CEB792Message", nsmap={"ceb": CEB_NS}, guid=new_guid(), version="1.0"
+    )
+    result = etree.SubElement(root, f"{_Q}SummaryResult")
+    h = etree.SubElement(result, f"{_Q}SummaryResultHead")
+    customs = head.get("customsCode", "0000")
+    for name, value in (
+        ("guid", head.get("guid", "")),
+        ("customsCode", customs),
+        ("sumNo", sum_no),
+        ("opDate", when),
+        ("declSeqNo", entry_id),
+        ("entryId", entry_id),
+        ("decState", "10"),
+        ("agentCode", head.get("agentCode", "")),
+        ("agentName", head.get("agentName", "")),
+        ("ebcCode", head.get("ebcCode", "")),
+        ("ebcName", head.get("ebcName", "")),
+        ("declAgentCode", head.get("declAgentCode", "")),
+        ("declAgentName", head.get("declAgentName", "")),
+        ("grossWeight", head.get("grossWeight", "0")),
+        ("netWeight", head.get("netWeight", "0")),
+        ("msgCount", "1"),
+        ("msgSeqNo", "1"),
+    ):
+        if value:
+            _element(h, name, value)
+    # goods: (invtNo, logisticsNo, gnum, gcode) of every line of every summarised list
+    for seq, (number, logistics_no, gnum, gcode) in enumerate(goods, start=1):
+        line = etree.SubElement(result, f"{_Q}SummaryResultList")
+        for name, value in (
+            ("invtNo", number),
+            ("logisticsNo", logistics_no),
+            ("gseqno", str(seq)),
+            ("gnum", gnum),
+            ("gcode", gcode),
+        ):
+            _element(line, name, value)
+    return root

@@ -22,6 +22,7 @@ class Principal:
     org_id: str
     org_name: str
     role: str
+    codes: tuple[str, ...] = ()
 
 
 def hash_key(key: str) -> str:
@@ -46,5 +47,5 @@ def current_principal(rt: Runtime) -> Principal:
         row = repo.find_org_by_key_hash(conn, hash_key(token.strip()))
     if row is None:
         raise AuthenticationRequired("The API key is unknown or revoked.")
-    g.principal = Principal(row["id"], row["name"], row["role"])
+    g.principal = Principal(row["id"], row["name"], row["role"], tuple(row["codes"] or ()))
     return g.principal

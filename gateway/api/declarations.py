@@ -13,6 +13,7 @@ from gateway.persistence import repository as repo
 from gateway.services.cancel import cancel
 from gateway.services.declare import Accepted, declare
 from gateway.services.runtime import Runtime
+from gateway.services.summary import declare_month
 from gateway.xml.json_codec import xml_to_json
 from gateway.xml.parsing import parse_xml
 from schemas.registry import get_spec
@@ -212,3 +213,29 @@ def list_all() -> Response:
     items = [_summary(r) for r in rows[:limit]]
     next_cursor = rows[limit - 1]["id"] if len(rows) > limit else None
     return jsonify({"items": items, "next_cursor": next_cursor})
+
+
+summaries = Blueprint("summaries", __name__, url_prefix="/api/v1/summaries")
+
+
+@summaries.post("")
+def summarise() -> tuple[Response, int]:
+    """Declare the export summary applications (CEB701) of a month: {"month": "YYYY-MM"}."""
+    principal = current_principal(_rt())
+    payload = request.get_json(silent=True)
+    month = payload.get("month") if isinstance(payload, dict) else None
+    if not isinstance(month, str):
+        raise MalformedRequest(
+            'Send JSON {"month": "YYYY-MM"}.',
+            violations=[Violation("/month", "summary.month", "a month like 2026-11 is required")],
+        )
+    with _rt().engine.connect() as conn:
+        dxp_id = repo.org_dxp_id(conn, principal.org_id)
+    transfer = {
+        "copCode": (principal.codes or ["0000000000"])[0],
+        "copName": principal.org_name,
+        "dxpMode": "DXP",
+        "dxpId": dxp_id,
+    }
+    accepted = declare_month(_rt(), principal.org_id, month, transfer)
+    return jsonify({"month": month, "messages": [_accepted_body(a) for a in accepted]}), 202

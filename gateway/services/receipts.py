@@ -33,6 +33,7 @@ from signing.xmldsig import verify_enveloped
 _Q = f"{{{CEB_NS}}}"
 FORMAT_ERROR = "CEB900"
 TAX_BILL = "CEB816"
+SUMMARY_RESULT = "CEB792"
 
 
 @dataclass
@@ -86,6 +87,10 @@ def record_receipts(rt: Runtime, body: bytes) -> ReceiptOutcome:
         for entry in doc.iterfind(f"{_Q}{spec.document}"):
             _apply_tax_bill(rt, authority, spec, entry, raw, outcome)
         return outcome
+    if spec.type == SUMMARY_RESULT:
+        for entry in doc.iterfind(f"{_Q}{spec.document}"):
+            _apply_summary_result(rt, authority, spec, entry, raw, outcome)
+        return outcome
     for entry in doc.iterfind(f"{_Q}{spec.document}"):
         fields = {
             etree.QName(c).localname: (c.text or "").strip()
@@ -137,6 +142,67 @@ def _apply_tax_bill(
             return_time=head.get("returnTime"),
             applied=1,
             raw_xml=raw,
+        )
+        outcome.applied += 1
+
+
+def _apply_summary_result(
+    rt: Runtime,
+    authority: str,
+    spec: MessageSpec,
+    entry: etree._Element,
+    raw: bytes,
+    outcome: ReceiptOutcome,
+) -> None:
+    """Customs' result of a summary application (CEB792): the entry number, and the
+    application is concluded."""
+    head_el = entry.find(f"{_Q}{spec.head}")
+    if head_el is None:
+        return
+    head = _leaf_fields(head_el)
+    lists = len(entry.findall(f"{_Q}SummaryResultList"))
+    fingerprint = _fingerprint(authority, spec, head)
+    at = repo.now()
+    with rt.engine.begin() as conn:
+        if repo.receipt_seen(conn, fingerprint):
+            outcome.duplicates += 1
+            return
+        decl = repo.find_declaration_by_doc_guid(
+            conn, "CEB701", head.get("guid", ""), for_update=True
+        )
+        if decl is None:
+            outcome.unmatched.append(head.get("guid", ""))
+            return
+        repo.insert_receipt(
+            conn,
+            fingerprint=fingerprint,
+            authority=authority,
+            message_type=spec.type,
+            declaration_id=decl["id"],
+            return_status=head.get("decState", "")[:10],
+            return_time=head.get("opDate"),
+            applied=1,
+            raw_xml=raw,
+        )
+        status = decl["status"]
+        if status not in ("closed", "rejected", "cancelled"):
+            status = "closed"
+            repo.update_declaration(conn, decl["id"], status=status)
+        repo.insert_events(
+            conn,
+            [
+                dict(
+                    declaration_id=decl["id"],
+                    at=at,
+                    kind="summary_result",
+                    source=authority,
+                    status=status,
+                    code=head.get("decState"),
+                    info=f"summary result: sumNo {head.get('sumNo', '')}, entryId "
+                    f"{head.get('entryId', '')}, {lists} goods line(s)",
+                    data={"sumNo": head.get("sumNo"), "entryId": head.get("entryId")},
+                )
+            ],
         )
         outcome.applied += 1
 
