@@ -258,6 +258,8 @@ def _apply_entry(
             applied=1,
             raw_xml=raw,
         )
+        # Read again now that this transaction holds the write lock (see refresh_status).
+        targets = [repo.get_declaration(conn, d["id"]) or d for d in targets]
         for decl in targets:
             _apply_to_declaration(conn, rt, authority, spec, fields, decl, at, outcome, ring)
     rt.ring(ring)

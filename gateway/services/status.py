@@ -26,7 +26,12 @@ def refresh_status(
     conn: Any, rt: Runtime, declaration: Any, *, source: str, at: Any, ring: list[str]
 ) -> str:
     """Derive, check and store the status; an illegal change is recorded as an event only.
-    Dispatch ids to enqueue after the commit are appended to ``ring``."""
+    Dispatch ids to enqueue after the commit are appended to ``ring``.
+
+    The declaration is read again here, inside the caller's transaction and after its first
+    write: a row read earlier may predate a concurrent change (an arrival committed while a
+    receipt was being applied), and deciding on it could miss the release."""
+    declaration = repo.get_declaration(conn, declaration["id"]) or declaration
     phases = {
         Authority(r["authority"]): Phase(r["phase"])
         for r in repo.authority_rows(conn, declaration["id"])

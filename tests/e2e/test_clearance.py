@@ -58,7 +58,7 @@ def test_the_signed_xml_is_what_was_sent_and_it_verifies_with_the_declarant_cert
     original = fresh_ceb621()
     with stack.client() as client:
         accepted = submit(client, original).json()
-        wait_for_status(client, accepted["id"], {"released"})
+        wait_for_status(client, accepted["id"], {"released", "closed"})
         signed = client.get(accepted["links"]["signed"])
     assert signed.status_code == 200
     assert signed.headers["Content-Type"].startswith("application/xml")
@@ -79,7 +79,7 @@ def test_each_document_of_a_message_is_its_own_declaration(stack: Stack):
         assert resp.status_code == 202, resp.text
         decls = resp.json()["declarations"]
         assert [d["position"] for d in decls] == [1, 2, 3]
-        finals = [wait_for_status(client, d["id"], {"released"}) for d in decls]
+        finals = [wait_for_status(client, d["id"], {"released", "closed"}) for d in decls]
     assert len({f["invt_no"] for f in finals}) == 3
     assert len({f["message_id"] for f in finals}) == 1
 

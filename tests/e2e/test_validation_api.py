@@ -27,7 +27,7 @@ def test_a_message_declared_as_json_is_released_and_reads_back_as_json(stack: St
         resp = client.post("/api/v1/declarations", json=doc)
         assert resp.status_code == 202, resp.text
         did = resp.json()["id"]
-        wait_for_status(client, did, {"released"})
+        wait_for_status(client, did, {"released", "closed"})
         back = client.get(
             f"/api/v1/declarations/{did}/message", headers={"Accept": "application/json"}
         )

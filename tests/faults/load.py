@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -169,11 +170,19 @@ def statuses(stack: FaultStack) -> dict[str, dict[str, Any]]:
     return out
 
 
-def wait_final(stack: FaultStack, ids: set[str], timeout: float) -> dict[str, dict[str, Any]]:
-    """Poll the list until every id has a final status or ``timeout`` passes."""
+def wait_final(
+    stack: FaultStack,
+    ids: set[str],
+    timeout: float,
+    tick: Callable[[], None] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Poll the list until every id has a final status or ``timeout`` passes; ``tick`` runs
+    on every round (the chaos watchdog restarts a launcher that died meanwhile)."""
     deadline = time.monotonic() + timeout
     seen: dict[str, dict[str, Any]] = {}
     while True:
+        if tick is not None:
+            tick()
         try:
             seen = statuses(stack)
         except httpx.HTTPError:

@@ -1,0 +1,210 @@
+"""Fault injection with real processes (RELIABILITY.md, T1): while declarations flow, SIGKILL
+work horses mid-delivery and a worker parent, restart Redis (once after FLUSHALL), put customs
+in an outage, make every authority fail, lose acks and time out, and restart the gateway
+mid-batch. Then, counted from the sandbox's own records and the gateway's timelines: every
+accepted declaration is final, none lost, no effect twice, one release per consignment.
+
+Each test runs on SQLite (two rq workers) and on PostgreSQL (Debian's binaries, a throwaway
+cluster on loopback, three rq workers); see conftest.py.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.faults.harness import FaultStack
+from tests.faults.load import Load, audit, wait_final
+
+NOISE = [  # every authority misbehaves a little (RELIABILITY.md T1), answers a bit slowly
+    {"authority": "customs", "error_rate": 0.05, "ack_lost_rate": 0.03, "timeout_rate": 0.02,
+     "timeout_seconds": 3, "delay": 0.05},
+    {"authority": "inspection", "error_rate": 0.05, "ack_lost_rate": 0.03, "delay": 0.05},
+    {"authority": "port", "error_rate": 0.05, "ack_lost_rate": 0.03, "timeout_rate": 0.01,
+     "timeout_seconds": 3, "delay": 0.1},
+]  # fmt: skip
+
+
+@dataclass
+class Chaos:
+    """Runs the faults against a stack while a load flows, and keeps a log of what it did."""
+
+    stack: FaultStack
+    load: Load
+    done: list[dict[str, Any]] = field(default_factory=list)
+    unexpected_exits: list[str] = field(default_factory=list)
+    t0: float = field(default_factory=time.monotonic)
+    last_fault: float = field(default_factory=time.monotonic)
+
+    def note(self, kind: str, **info: Any) -> None:
+        self.last_fault = time.monotonic()
+        self.done.append({"t": round(self.last_fault - self.t0, 1), "kind": kind, **info})
+
+    def admin(self, path: str, body: dict[str, Any]) -> None:
+        httpx.post(self.stack.sandbox + path, json=body, timeout=10).raise_for_status()
+
+    def watch(self) -> None:
+        """A launcher that died without our doing is a finding; restart it and go on."""
+        if not self.stack.gateway_alive():
+            code = self.stack.gateway_proc.returncode if self.stack.gateway_proc else None
+            if not self.stack.expected_exit:
+                self.unexpected_exits.append(f"launcher exited ({code}) at {self.elapsed():.1f} s")
+            self.stack.start_gateway()
+            self.note("gateway_restarted_after_exit", code=code)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.watch()
+            time.sleep(0.1)
+
+    def until_submitted(self, share: float, timeout: float = 60) -> None:
+        """Wait until ``share`` of the load has been answered (the faults hit the flow)."""
+        end = time.monotonic() + timeout
+        while self.load.submitted() < share * self.load.messages and time.monotonic() < end:
+            self.watch()
+            if self.load.done.is_set():
+                return
+            time.sleep(0.05)
+
+    # ------------------------------------------------------------------ faults
+
+    def noise(self, on: bool) -> None:
+        if on:
+            for body in NOISE:
+                self.admin("/admin/faults", body)
+        else:
+            self.admin("/admin/reset", {})
+        self.note("authority_noise_" + ("on" if on else "off"))
+
+    def kill_horse(self) -> None:
+        self.watch()
+        pid = self.stack.kill_work_horse(timeout=5)
+        self.note("sigkill_work_horse", pid=pid)
+
+    def kill_worker_parent(self) -> None:
+        self.watch()
+        pid = self.stack.kill_worker_parent()
+        self.note("sigkill_worker_parent", pid=pid)
+        # The launcher treats a dead child as fatal and stops the rest: wait for that, then
+        # start it again (a service manager would).
+        assert self.stack.gateway_proc is not None
+        try:
+            self.stack.gateway_proc.wait(30)
+        except Exception:  # still up: it did not notice; leave it be
+            return
+        self.stack.start_gateway()
+        self.note("gateway_restarted_after_worker_kill")
+
+    def restart_redis(self, flush: bool) -> None:
+        self.stack.restart_redis(flush=flush, down_seconds=1.5)
+        self.note("redis_restart", flush=flush)
+
+    def outage(self, seconds: float) -> None:
+        self.admin("/admin/faults", {"authority": "customs", "outage_seconds": seconds})
+        self.note("customs_outage", seconds=seconds)
+
+    def restart_gateway(self) -> None:
+        self.stack.restart_gateway()
+        self.note("gateway_restart")
+
+
+def run_chaos(stack: FaultStack, load: Load, *, drain: float) -> tuple[Any, Chaos, float]:
+    chaos = Chaos(stack, load)
+    load.start()
+    chaos.noise(True)
+    chaos.until_submitted(0.1)
+    for _ in range(3):
+        chaos.kill_horse()
+        chaos.sleep(0.3)
+    chaos.restart_redis(flush=False)
+    chaos.until_submitted(0.3)
+    chaos.outage(4)
+    for _ in range(2):
+        chaos.kill_horse()
+        chaos.sleep(0.3)
+    chaos.kill_worker_parent()
+    chaos.until_submitted(0.5)
+    chaos.restart_redis(flush=True)
+    chaos.until_submitted(0.7)
+    chaos.restart_gateway()
+    chaos.kill_horse()
+    chaos.until_submitted(1.0, timeout=120)
+    chaos.kill_horse()
+    chaos.sleep(2)
+    chaos.noise(False)
+    load.done.wait(60)
+    final = wait_final(stack, set(load.accepted), timeout=drain, tick=chaos.watch)
+    drained = time.monotonic() - chaos.last_fault
+    chaos.watch()
+    return final, chaos, drained
+
+
+def _report(a: Any, chaos: Chaos, drained: float, load: Load) -> str:
+    return json.dumps(
+        {
+            "failures": a.failures,
+            "facts": a.facts,
+            "faults": chaos.done,
+            "unexpected_exits": chaos.unexpected_exits,
+            "drain_seconds_after_last_fault": round(drained, 1),
+        },
+        indent=1,
+        default=str,
+    )
+
+
+def _check(stack: FaultStack, load: Load, final: Any, chaos: Chaos, drained: float) -> None:
+    a = audit(stack, load, final)
+    server_errors = {k: v for k, v in load.status_counts.items() if k == 500}
+    a.check(not server_errors, "the accept path answered 500", server_errors)
+    # A launcher that died by itself (a worker crashes when Redis goes away mid-job, so the
+    # launcher stops everything) is restarted by Chaos.watch and reported in the facts; it is
+    # asserted on its own in test_redis.py.
+    a.facts["unexpected_launcher_exits"] = chaos.unexpected_exits
+    report = _report(a, chaos, drained, load)
+    (stack.data_dir / "fault-report.json").write_text(report)
+    print(report)
+    assert not a.failures, report
+
+
+BACKEND = pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
+
+
+@BACKEND
+def test_every_fault_while_200_documents_flow(fault_stack: Any, database_url: str) -> None:
+    """The whole fault set on a small batch: 40 messages x 5 inventory lists."""
+    stack = fault_stack()
+    load = Load(stack, messages=40, docs=5, threads=3, pause=0.15)
+    final, chaos, drained = run_chaos(stack, load, drain=90)
+    _check(stack, load, final, chaos, drained)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG (throughput under faults): 1,000 documents do not drain within 100 s after the "
+    "last fault (runs: 801 and 830 of 1,000 not final). Causes seen: (1) the relay re-enqueues "
+    "every still-pending dispatch each lease_seconds (postpone_dispatches) although its job "
+    "is still queued, so a backlog longer than the lease multiplies jobs (clean SQLite run: "
+    "27,421 enqueues for ~1,300 dispatches, 70 % of jobs 'skipped'); (2) every Redis restart "
+    "crashes busy rq workers and the launcher then stops the whole gateway (test_targeted.py); "
+    "(3) receipt pushes racing the poll get 500 (test_targeted.py). Fix (1): don't re-enqueue "
+    "a dispatch whose job is still queued (check the rq job / a 'queued_at' column with its "
+    "own grace, separate from the claim lease).",
+)
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_every_fault_while_1000_documents_flow(fault_stack: Any, database_url: str) -> None:
+    """The issue's scale, on the production path (PostgreSQL, three workers): 100 messages
+    x 10 inventory lists, the same faults. (Not on SQLite too: the suite's time budget.)"""
+    stack = fault_stack()
+    load = Load(stack, messages=100, docs=10, threads=4, pause=0.3)
+    final, chaos, drained = run_chaos(stack, load, drain=100)
+    _check(stack, load, final, chaos, drained)
