@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from sqlalchemy.exc import IntegrityError
+
 from adapters.dxp import read_envelope
 from gateway.domain.errors import ReceiptRejected, Violation
 from gateway.domain.statuses import DeclarationStatus
@@ -59,7 +61,10 @@ def record_port_events(rt: Runtime, body: bytes) -> PortEventsOutcome:
     outcome = PortEventsOutcome()
     raw = envelope.data
     for event in read_port_events(verified.root):
-        _apply(rt, event, raw, outcome)
+        try:
+            _apply(rt, event, raw, outcome)
+        except IntegrityError:  # a concurrent twin of this event committed first
+            outcome.duplicates += 1
     return outcome
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lxml import etree
+from sqlalchemy.exc import IntegrityError
 
 from adapters.dxp import read_envelope
 from gateway.domain.clearance import apply_receipt
@@ -85,11 +86,11 @@ def record_receipts(rt: Runtime, body: bytes) -> ReceiptOutcome:
     raw = etree.tostring(root)
     if spec.type == TAX_BILL:
         for entry in doc.iterfind(f"{_Q}{spec.document}"):
-            _apply_tax_bill(rt, authority, spec, entry, raw, outcome)
+            _once(outcome, _apply_tax_bill, rt, authority, spec, entry, raw, outcome)
         return outcome
     if spec.type == SUMMARY_RESULT:
         for entry in doc.iterfind(f"{_Q}{spec.document}"):
-            _apply_summary_result(rt, authority, spec, entry, raw, outcome)
+            _once(outcome, _apply_summary_result, rt, authority, spec, entry, raw, outcome)
         return outcome
     for entry in doc.iterfind(f"{_Q}{spec.document}"):
         fields = {
@@ -97,8 +98,17 @@ def record_receipts(rt: Runtime, body: bytes) -> ReceiptOutcome:
             for c in entry
             if isinstance(c.tag, str)
         }
-        _apply_entry(rt, authority, spec, fields, raw, outcome)
+        _once(outcome, _apply_entry, rt, authority, spec, fields, raw, outcome)
     return outcome
+
+
+def _once(outcome: Any, apply: Any, *args: Any) -> None:
+    """Apply one entry; a concurrent twin that committed first (the unique fingerprint
+    refuses ours) makes this one a duplicate, not an error."""
+    try:
+        apply(*args)
+    except IntegrityError:
+        outcome.duplicates += 1
 
 
 def _leaf_fields(el: etree._Element) -> dict[str, str]:

@@ -148,3 +148,27 @@ def test_a_receipt_from_an_unknown_sender_is_refused(settings: Settings, runtime
     with pytest.raises(ReceiptRejected) as err:
         record_receipts(runtime, body)
     assert err.value.violations[0].code == "receipt.unknown_sender"
+
+
+def test_the_same_receipt_delivered_concurrently_is_applied_once(
+    settings: Settings, runtime: Runtime, org_id: str
+):
+    import threading
+
+    did, guid = _declared(runtime, org_id)
+    body = _receipt(settings, guid, "120")
+    outcomes = []
+    barrier = threading.Barrier(6)
+
+    def deliver() -> None:
+        barrier.wait()
+        outcomes.append(record_receipts(runtime, body))
+
+    threads = [threading.Thread(target=deliver) for _ in range(6)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sum(o.applied for o in outcomes) == 1
+    assert sum(o.duplicates for o in outcomes) == 5
+    assert _state(runtime, did)[1].count("receipt:120") == 1
