@@ -27,6 +27,7 @@ from gateway.domain.errors import (
 from gateway.domain.statuses import DeclarationStatus, Phase
 from gateway.persistence import repository as repo
 from gateway.persistence.ids import new_id
+from gateway.services.prematch import prematch
 from gateway.services.runtime import Runtime
 from gateway.services.tax_quota import buyer_of, check_quota, estimate
 from gateway.services.validate import body_format, check_body
@@ -233,6 +234,7 @@ def declare(
             ],
         )
     checked.raise_if_invalid()
+    prematch(rt, spec, root)
     signed, signed_by = _sign(rt, org_id, root)
     guid = message_guid(root)
     try:

@@ -102,7 +102,7 @@ def test_the_three_documents_match_in_every_order(stack: Stack, sandbox: httpx.C
                 assert other["authorities"]["customs"]["status"] == "120", other
 
 
-def test_a_mismatched_payment_is_rejected_with_the_reason_shown(
+def test_a_mismatched_payment_is_shown_at_once_by_the_gateway_and_by_customs(
     stack: Stack, sandbox: httpx.Client
 ):
     sandbox.post("/admin/risk", json={"match_mode": "present"}).raise_for_status()
@@ -113,14 +113,14 @@ def test_a_mismatched_payment_is_rejected_with_the_reason_shown(
     assert wrong != parcel["CEB411"]
     with stack.client() as client:
         order_id = _declare(client, parcel["CEB311"])
-        pay_id = _declare(client, wrong)
+        pay_id = _declare(client, wrong)  # no list yet: nothing to compare with
         for did in (order_id, pay_id):
             wait_for_status(client, did, {"under_review"})
-        did = _declare(client, parcel["CEB621"])
-        body = wait_for_status(client, did, {"rejected"})
-    info = body["authorities"]["customs"]["info"]
-    assert body["authorities"]["customs"]["status"] == "100"
-    assert "452.96" in info and "552.96" in info
+        refused = client.post("/api/v1/declarations", content=parcel["CEB621"], headers=XML)
+    assert refused.status_code == 422
+    (problem,) = [e for e in refused.json()["errors"] if e["code"] == "rule.match.payment"]
+    assert "452.96" in problem["message"] and "552.96" in problem["message"]
+    assert problem["message_zh"] == "支付金额与订单实付金额不符"
 
 
 def test_lost_receipts_are_recovered_by_polling(stack: Stack, sandbox: httpx.Client):
