@@ -6,6 +6,7 @@ import json
 import logging
 import signal
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -81,13 +82,18 @@ def worker() -> None:
 
     settings = load_settings()
     runtime(settings)  # warm: every forked work horse inherits keys, schemas and clients
-    w = Worker(
-        [settings.queue_name],
-        connection=redis_connection(settings),
-        serializer=JSONSerializer,
-        maintenance_interval=30,
-    )
-    w.work(with_scheduler=False, logging_level="WARNING")
+    while True:
+        # rq quits its loop when Redis goes away; the work is in the database, so wait
+        # for Redis and work again instead of leaving the queue unserved.
+        w = Worker([settings.queue_name], connection=redis_connection(settings),
+                   serializer=JSONSerializer, maintenance_interval=30)
+        try:
+            w.work(with_scheduler=False, logging_level="WARNING")
+        except SystemExit:
+            return
+        if w._stop_requested:  # Ctrl-C / SIGTERM: a warm shutdown
+            return
+        time.sleep(1.0)
 
 
 @cli.command()

@@ -41,6 +41,9 @@ def _redis_up(url: str) -> bool:
         return False
 
 
+RESTARTABLE = ("worker", "relay")
+
+
 class Supervisor:
     """Starts child processes and stops them all together."""
 
@@ -99,9 +102,18 @@ class Supervisor:
         raise SystemExit(f"{what} did not come up within {timeout:.0f} s")
 
     def check_children(self) -> None:
-        for name, proc in self.children:
-            if proc.poll() is not None and not self.stopping:
-                raise SystemExit(f"{name} exited with code {proc.returncode}")
+        """A worker or the relay that dies is started again (their work is in the database);
+        any other child dying stops everything."""
+        for i, (name, proc) in enumerate(self.children):
+            if proc.poll() is None or self.stopping:
+                continue
+            if name.startswith(RESTARTABLE):
+                print(f"  {name} exited with code {proc.returncode}; restarting it", flush=True)
+                time.sleep(0.5)
+                self.children[i] = (name, subprocess.Popen(proc.args, cwd=PROJECT_ROOT,
+                                                           env=os.environ.copy()))
+                continue
+            raise SystemExit(f"{name} exited with code {proc.returncode}")
 
     def stop(self) -> None:
         self.stopping = True

@@ -12,6 +12,8 @@ import time
 from datetime import timedelta
 
 import httpx
+from rq import Queue
+from rq.job import Job
 
 from gateway.bootstrap import delivery_queue, enqueue_deliveries, runtime
 from gateway.persistence import repository as repo
@@ -23,18 +25,34 @@ log = logging.getLogger(__name__)
 BATCH = 500
 
 
+def _still_queued(queue: Queue, dispatch_ids: list[str]) -> set[str]:
+    """Dispatches whose job is waiting in the queue right now (not lost, not started): the
+    worker will get to them; enqueueing again would only multiply the backlog."""
+    pipe = queue.connection.pipeline()
+    for d in dispatch_ids:
+        pipe.hget(Job.key_for(f"deliver-{d}"), "status")
+    statuses = pipe.execute()
+    return {d for d, status in zip(dispatch_ids, statuses, strict=True)
+            if status in (b"queued", "queued")}
+
+
 def relay_once(settings: Settings) -> int:
-    """One pass: enqueue every due dispatch; returns how many were enqueued."""
+    """One pass: enqueue every due dispatch that is not already waiting in the queue, and
+    every dispatch whose delivery lease expired; returns how many were enqueued."""
     engine = get_engine(settings.db_url)
     at = repo.now()
     with engine.connect() as conn:
         due = repo.due_dispatch_ids(conn, at, BATCH)
     if not due:
         return 0
-    enqueue_deliveries(delivery_queue(settings), due, settings.job_timeout)
+    queue = delivery_queue(settings)
+    waiting = _still_queued(queue, due)
+    todo = [d for d in due if d not in waiting]
+    if todo:
+        enqueue_deliveries(queue, todo, settings.job_timeout)
     with engine.begin() as conn:
         repo.postpone_dispatches(conn, due, at + timedelta(seconds=settings.lease_seconds))
-    return len(due)
+    return len(todo)
 
 
 def run_relay(settings: Settings) -> None:

@@ -188,18 +188,6 @@ def test_every_fault_while_200_documents_flow(fault_stack: Any, database_url: st
     _check(stack, load, final, chaos, drained)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (throughput under faults): 1,000 documents do not drain within 100 s after the "
-    "last fault (runs: 801 and 830 of 1,000 not final). Causes seen: (1) the relay re-enqueues "
-    "every still-pending dispatch each lease_seconds (postpone_dispatches) although its job "
-    "is still queued, so a backlog longer than the lease multiplies jobs (clean SQLite run: "
-    "27,421 enqueues for ~1,300 dispatches, 70 % of jobs 'skipped'); (2) every Redis restart "
-    "crashes busy rq workers and the launcher then stops the whole gateway (test_targeted.py); "
-    "(3) receipt pushes racing the poll get 500 (test_targeted.py). Fix (1): don't re-enqueue "
-    "a dispatch whose job is still queued (check the rq job / a 'queued_at' column with its "
-    "own grace, separate from the claim lease).",
-)
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_every_fault_while_1000_documents_flow(fault_stack: Any, database_url: str) -> None:
     """The issue's scale, on the production path (PostgreSQL, three workers): 100 messages

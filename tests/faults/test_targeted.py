@@ -1,5 +1,5 @@
-"""One fault at a time, small and fast, for what the chaos runs showed (see the xfail reasons):
-Redis going away while a job runs, and one receipt delivered several times at once."""
+"""One fault at a time, small and fast, for what the chaos runs showed: Redis going away
+while a job runs, and one receipt delivered several times at once."""
 
 from __future__ import annotations
 
@@ -27,15 +27,6 @@ def _declare(stack: FaultStack, docs: int) -> list[str]:
     return [d["id"] for d in resp.json()["declarations"]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an rq worker that is monitoring a work horse when Redis goes away dies "
-    "(rq: 'found an unhandled exception, quitting...', redis ConnectionError in "
-    "monitor_work_horse -> job.get_status()); the launcher treats a dead child as fatal and "
-    "stops the gateway, relay and every worker. Fix: supervise workers (restart a dead "
-    "worker with backoff instead of stopping everything) and/or loop `gateway worker` on "
-    "redis.ConnectionError.",
-)
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_a_redis_restart_while_jobs_run_keeps_the_gateway_up(
     fault_stack: Any, database_url: str
@@ -60,16 +51,6 @@ def test_a_redis_restart_while_jobs_run_keeps_the_gateway_up(
         assert httpx.get(f"{stack.base}/api/v1/declarations/{did}", headers=headers).is_success
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the same receipt delivered concurrently (a push racing the relay's poll, or "
-    "an authority's duplicate push) -> 500 'unexpected error on POST /api/v1/receipts', "
-    "IntegrityError UNIQUE receipts.fingerprint from repo.insert_receipt "
-    "(services/receipts.py _apply_entry): receipt_seen() then INSERT is check-then-act. The "
-    "relay's poll pass dies of the same race ('relay pass failed: IntegrityError'). Fix: "
-    "INSERT ... ON CONFLICT (fingerprint) DO NOTHING (or catch IntegrityError in a savepoint) "
-    "and answer it as the duplicate it is.",
-)
 @BACKEND
 def test_one_receipt_delivered_eight_times_at_once_is_applied_once_without_500(
     fault_stack: Any, database_url: str
@@ -111,5 +92,7 @@ def test_one_receipt_delivered_eight_times_at_once_is_applied_once_without_500(
     headers = {"Authorization": f"Bearer {stack.api_key}"}
     for did in ids:
         body = httpx.get(f"{stack.base}/api/v1/declarations/{did}", headers=headers).json()
-        codes = [e["code"] for e in body["events"] if e["kind"] == "receipt" and e["code"]]
+        codes = [
+            (e["source"], e["code"]) for e in body["events"] if e["kind"] == "receipt" and e["code"]
+        ]
         assert len(codes) == len(set(codes)), (did, codes)

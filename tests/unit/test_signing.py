@@ -554,7 +554,7 @@ def test_load_signing_key_rejects_foreign_certificate(alice: Identity, bob: Iden
 def test_trust_store_from_directory_skips_keys(alice: Identity, keydir: Path) -> None:
     store = TrustStore.from_directory(keydir)  # *.pem certificates; *.key files ignored
     assert alice.key.certificate in store.certificates
-    store.is_trusted(alice.key.certificate, NOW)
+    store.is_trusted(alice.key.certificate, dt.datetime.now(dt.UTC))
 
 
 def test_error_codes_are_checked() -> None:
