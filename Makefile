@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-fast lint fmt clean system-deps
+.PHONY: help run test test-fast prove lint fmt clean system-deps
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ system-deps: ## Install xmlsec1, SoftHSM2 and PostgreSQL when missing (root + ap
 
 test: $(VENV)/.dev-installed system-deps ## Run the whole test suite (unit, integration, end-to-end)
 	$(PY) -m pytest
+
+prove: $(VENV)/.dev-installed system-deps ## The fault suite, with the long 1,000-document run
+	GATEWAY_PROVE=1 $(PY) -m pytest tests/faults -v
 
 test-fast: $(VENV)/.dev-installed ## Unit tests only
 	$(PY) -m pytest tests/unit
