@@ -85,8 +85,12 @@ def worker() -> None:
     while True:
         # rq quits its loop when Redis goes away; the work is in the database, so wait
         # for Redis and work again instead of leaving the queue unserved.
-        w = Worker([settings.queue_name], connection=redis_connection(settings),
-                   serializer=JSONSerializer, maintenance_interval=30)
+        w = Worker(
+            [settings.queue_name],
+            connection=redis_connection(settings),
+            serializer=JSONSerializer,
+            maintenance_interval=30,
+        )
         try:
             w.work(with_scheduler=False, logging_level="WARNING")
         except SystemExit:

@@ -110,8 +110,10 @@ class Supervisor:
             if name.startswith(RESTARTABLE):
                 print(f"  {name} exited with code {proc.returncode}; restarting it", flush=True)
                 time.sleep(0.5)
-                self.children[i] = (name, subprocess.Popen(proc.args, cwd=PROJECT_ROOT,
-                                                           env=os.environ.copy()))
+                self.children[i] = (
+                    name,
+                    subprocess.Popen(proc.args, cwd=PROJECT_ROOT, env=os.environ.copy()),
+                )
                 continue
             raise SystemExit(f"{name} exited with code {proc.returncode}")
 

@@ -32,8 +32,11 @@ def _still_queued(queue: Queue, dispatch_ids: list[str]) -> set[str]:
     for d in dispatch_ids:
         pipe.hget(Job.key_for(f"deliver-{d}"), "status")
     statuses = pipe.execute()
-    return {d for d, status in zip(dispatch_ids, statuses, strict=True)
-            if status in (b"queued", "queued")}
+    return {
+        d
+        for d, status in zip(dispatch_ids, statuses, strict=True)
+        if status in (b"queued", "queued")
+    }
 
 
 def relay_once(settings: Settings) -> int:

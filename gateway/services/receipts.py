@@ -84,13 +84,10 @@ def record_receipts(rt: Runtime, body: bytes) -> ReceiptOutcome:
         raise ReceiptRejected(f"The {spec.type} receipt is invalid.", violations=violations)
     outcome = ReceiptOutcome(authority, spec.type)
     raw = etree.tostring(root)
-    if spec.type == TAX_BILL:
+    if spec.type in RESULT_HANDLERS:
+        handle, fields = RESULT_HANDLERS[spec.type]
         for entry in doc.iterfind(f"{_Q}{spec.document}"):
-            _once(outcome, _apply_tax_bill, rt, authority, spec, entry, raw, outcome)
-        return outcome
-    if spec.type == SUMMARY_RESULT:
-        for entry in doc.iterfind(f"{_Q}{spec.document}"):
-            _once(outcome, _apply_summary_result, rt, authority, spec, entry, raw, outcome)
+            _once(outcome, _apply_result, rt, authority, spec, entry, raw, outcome, handle, fields)
         return outcome
     for entry in doc.iterfind(f"{_Q}{spec.document}"):
         fields = {
@@ -119,28 +116,32 @@ def _leaf_fields(el: etree._Element) -> dict[str, str]:
     }
 
 
-def _apply_tax_bill(
+def _apply_result(
     rt: Runtime,
     authority: str,
     spec: MessageSpec,
     entry: etree._Element,
     raw: bytes,
     outcome: ReceiptOutcome,
+    handle: Any,
+    fields: tuple[str, str, str],
 ) -> None:
-    """Keep customs' tax bill (CEB816) on the list it taxes; once, however often it comes."""
+    """An authority's document about a declaration that is not a status receipt (a tax bill,
+    a summary result): handled once, however often it comes. ``fields`` names the head's
+    (status, time, key) fields for the receipt record and the unmatched list."""
     head_el = entry.find(f"{_Q}{spec.head}")
     if head_el is None:
         return
     head = _leaf_fields(head_el)
-    lines = [_leaf_fields(x) for x in entry.iterfind(f"{_Q}TaxListRd")]
+    status_field, time_field, key_field = fields
     fingerprint = _fingerprint(authority, spec, head)
     with rt.engine.begin() as conn:
         if repo.receipt_seen(conn, fingerprint):
             outcome.duplicates += 1
             return
-        declaration_id = record_tax_bill(conn, head, lines, repo.now())
+        declaration_id = handle(conn, authority, head, entry, repo.now())
         if declaration_id is None:
-            outcome.unmatched.append(head.get("invtNo", ""))
+            outcome.unmatched.append(head.get(key_field, ""))
             return
         repo.insert_receipt(
             conn,
@@ -148,73 +149,59 @@ def _apply_tax_bill(
             authority=authority,
             message_type=spec.type,
             declaration_id=declaration_id,
-            return_status=head.get("status", "") or "tax",
-            return_time=head.get("returnTime"),
+            return_status=(head.get(status_field) or spec.type)[:10],
+            return_time=head.get(time_field),
             applied=1,
             raw_xml=raw,
         )
         outcome.applied += 1
 
 
-def _apply_summary_result(
-    rt: Runtime,
-    authority: str,
-    spec: MessageSpec,
-    entry: etree._Element,
-    raw: bytes,
-    outcome: ReceiptOutcome,
-) -> None:
+def _tax_bill(
+    conn: Any, authority: str, head: dict[str, str], entry: etree._Element, at: Any
+) -> str | None:
+    """Keep customs' tax bill (CEB816) on the list it taxes."""
+    del authority
+    lines = [_leaf_fields(x) for x in entry.iterfind(f"{_Q}TaxListRd")]
+    return record_tax_bill(conn, head, lines, at)
+
+
+def _summary_result(
+    conn: Any, authority: str, head: dict[str, str], entry: etree._Element, at: Any
+) -> str | None:
     """Customs' result of a summary application (CEB792): the entry number, and the
     application is concluded."""
-    head_el = entry.find(f"{_Q}{spec.head}")
-    if head_el is None:
-        return
-    head = _leaf_fields(head_el)
+    decl = repo.find_declaration_by_doc_guid(conn, "CEB701", head.get("guid", ""), for_update=True)
+    if decl is None:
+        return None
+    status = decl["status"]
+    if status not in ("closed", "rejected", "cancelled"):
+        status = "closed"
+        repo.update_declaration(conn, decl["id"], status=status)
     lists = len(entry.findall(f"{_Q}SummaryResultList"))
-    fingerprint = _fingerprint(authority, spec, head)
-    at = repo.now()
-    with rt.engine.begin() as conn:
-        if repo.receipt_seen(conn, fingerprint):
-            outcome.duplicates += 1
-            return
-        decl = repo.find_declaration_by_doc_guid(
-            conn, "CEB701", head.get("guid", ""), for_update=True
-        )
-        if decl is None:
-            outcome.unmatched.append(head.get("guid", ""))
-            return
-        repo.insert_receipt(
-            conn,
-            fingerprint=fingerprint,
-            authority=authority,
-            message_type=spec.type,
-            declaration_id=decl["id"],
-            return_status=head.get("decState", "")[:10],
-            return_time=head.get("opDate"),
-            applied=1,
-            raw_xml=raw,
-        )
-        status = decl["status"]
-        if status not in ("closed", "rejected", "cancelled"):
-            status = "closed"
-            repo.update_declaration(conn, decl["id"], status=status)
-        repo.insert_events(
-            conn,
-            [
-                dict(
-                    declaration_id=decl["id"],
-                    at=at,
-                    kind="summary_result",
-                    source=authority,
-                    status=status,
-                    code=head.get("decState"),
-                    info=f"summary result: sumNo {head.get('sumNo', '')}, entryId "
-                    f"{head.get('entryId', '')}, {lists} goods line(s)",
-                    data={"sumNo": head.get("sumNo"), "entryId": head.get("entryId")},
-                )
-            ],
-        )
-        outcome.applied += 1
+    repo.insert_events(
+        conn,
+        [
+            dict(
+                declaration_id=decl["id"],
+                at=at,
+                kind="summary_result",
+                source=authority,
+                status=status,
+                code=head.get("decState"),
+                info=f"summary result: sumNo {head.get('sumNo', '')}, entryId "
+                f"{head.get('entryId', '')}, {lists} goods line(s)",
+                data={"sumNo": head.get("sumNo"), "entryId": head.get("entryId")},
+            )
+        ],
+    )
+    return str(decl["id"])
+
+
+RESULT_HANDLERS = {
+    TAX_BILL: (_tax_bill, ("status", "returnTime", "invtNo")),
+    SUMMARY_RESULT: (_summary_result, ("decState", "opDate", "guid")),
+}
 
 
 def _targets(conn: Any, spec: MessageSpec, fields: dict[str, str]) -> list[Any]:
