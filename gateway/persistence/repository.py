@@ -132,7 +132,11 @@ def find_active_by_business_keys(conn: Connection, keys: Sequence[str]) -> list[
     return list(
         conn.execute(
             select(
-                t.declarations.c.id, t.declarations.c.business_key, t.declarations.c.status
+                t.declarations.c.id,
+                t.declarations.c.business_key,
+                t.declarations.c.status,
+                t.declarations.c.type,
+                t.declarations.c.created_at,
             ).where(
                 t.declarations.c.business_key.in_(keys),
                 t.declarations.c.status.not_in(("rejected", "cancelled")),

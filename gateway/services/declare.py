@@ -128,6 +128,11 @@ def _check_not_declared(conn: Any, spec: MessageSpec, guid: str, docs: list[Docu
         )
 
 
+# logisticsNo is unique per logistics company within six months only.
+REUSABLE_AFTER_SIX_MONTHS = frozenset({"CEB511", "CEB505"})
+REUSE_AFTER = timedelta(days=183)
+
+
 def _doc_path(spec: MessageSpec, doc: DocumentKeys, field: str) -> str:
     head = f"/{spec.head}" if spec.head else ""
     return f"/{spec.root}/{spec.document}[{doc.position}]{head}/{field}"
@@ -139,6 +144,27 @@ def _check_business_keys(conn: Any, spec: MessageSpec, docs: list[DocumentKeys])
     declarations that changes supersede, by business key."""
     keys = [d.business_key for d in docs if d.business_key]
     active = {r["business_key"]: r for r in repo.find_active_by_business_keys(conn, keys)}
+    # A logistics company may reuse a waybill number after six months (DESIGN.md §3): the
+    # old declaration gives its key up instead of blocking the new one.
+    horizon = repo.now() - REUSE_AFTER
+    for key, row in list(active.items()):
+        if row["type"] in REUSABLE_AFTER_SIX_MONTHS and repo.as_utc(row["created_at"]) < horizon:
+            repo.update_declaration(conn, row["id"], business_key=None)
+            repo.insert_events(
+                conn,
+                [
+                    dict(
+                        declaration_id=row["id"],
+                        at=repo.now(),
+                        kind="key_released",
+                        source="gateway",
+                        status=row["status"],
+                        info=f"{key.split(':', 1)[-1]} reused by a new "
+                        "declaration after six months",
+                    )
+                ],
+            )
+            del active[key]
     duplicates, refused, superseded = [], [], {}
     for doc in docs:
         prior = active.get(doc.business_key) if doc.business_key else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
 
@@ -97,3 +98,36 @@ def test_concurrent_twins_are_declared_once(runtime: Runtime, org_id: str):
     for th in threads:
         th.join()
     assert sorted(outcomes) == ["accepted"] + ["duplicate"] * 5
+
+
+def test_a_waybill_number_may_be_reused_after_six_months_but_not_before(
+    runtime: Runtime, org_id: str
+):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from gateway.examples import fresh_parcel
+    from gateway.persistence import tables as t
+
+    waybill = fresh_parcel()["CEB511"]
+    first = declare(runtime, org_id, waybill, "application/xml")
+    again = re.sub(rb'guid="[^"]+"', b'guid="%s"' % str(uuid.uuid4()).upper().encode(), waybill)
+    again = re.sub(
+        rb"<ceb:guid>[^<]+</ceb:guid>",
+        b"<ceb:guid>%s</ceb:guid>" % str(uuid.uuid4()).upper().encode(),
+        again,
+    )
+    with pytest.raises(DuplicateDeclaration):
+        declare(runtime, org_id, again, "application/xml")
+    with runtime.engine.begin() as conn:  # seven months later
+        conn.execute(
+            update(t.declarations)
+            .where(t.declarations.c.id == first.declarations[0].id)
+            .values(created_at=repo.now() - timedelta(days=210))
+        )
+    reused = declare(runtime, org_id, again, "application/xml")
+    assert reused.declarations[0].status == "accepted"
+    with runtime.engine.connect() as conn:
+        kinds = [e["kind"] for e in repo.events_of(conn, first.declarations[0].id)]
+    assert kinds[-1] == "key_released"
