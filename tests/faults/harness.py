@@ -29,7 +29,7 @@ import httpx
 import psutil
 import redis
 
-from gateway.launcher import redis_server_binary
+from gateway.launcher import redis_command
 from tests.e2e.stack import PROJECT_ROOT, free_port
 
 FINAL = {"closed", "rejected", "cancelled", "held"}
@@ -168,25 +168,7 @@ class FaultStack:
         data = self.data_dir / "redis-own"
         data.mkdir(parents=True, exist_ok=True)
         self.redis_proc = self._popen(
-            [
-                redis_server_binary(),
-                "--port",
-                str(self.redis_port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(data),
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                "--maxmemory-policy",
-                "noeviction",
-                "--loglevel",
-                "warning",
-            ],
+            redis_command(self.redis_port, data),
             os.environ.copy(),
             "redis.log",
         )
