@@ -13,7 +13,7 @@ def create_app(
     settings: Settings | None = None, test_config: dict[str, Any] | None = None
 ) -> Flask:
     """Build the WSGI app; the runtime (keys, engine, clients) loads on first use."""
-    from gateway.api import declarations, health, problems, receipts, validate
+    from gateway.api import declarations, health, openapi, problems, receipts, validate
     from gateway.bootstrap import redis_connection, runtime
 
     settings = settings or load_settings()
@@ -26,7 +26,7 @@ def create_app(
     app.extensions["gateway.runtime"] = lambda: runtime(settings)
     app.extensions["gateway.redis"] = lambda: redis_connection(settings)
     problems.init_app(app)
-    for module in (declarations, receipts, validate, health):
+    for module in (declarations, receipts, validate, health, openapi):
         app.register_blueprint(module.bp)
     app.register_blueprint(receipts.port_bp)
     app.register_blueprint(declarations.summaries)
