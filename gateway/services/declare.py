@@ -31,7 +31,7 @@ from gateway.services.prematch import prematch
 from gateway.services.runtime import Runtime
 from gateway.services.tax_quota import buyer_of, check_quota, estimate
 from gateway.services.validate import body_format, check_body
-from gateway.xml.documents import document_elements, message_guid
+from gateway.xml.documents import DocumentElements, message_guid
 from gateway.xml.port_messages import Consignment, build_manifest
 from schemas.registry import MessageSpec
 from signing.errors import SignatureError
@@ -260,13 +260,22 @@ def declare(
             ],
         )
     checked.raise_if_invalid()
-    prematch(rt, spec, root)
+    prematch(rt, spec, checked.elements)
     signed, signed_by = _sign(rt, org_id, root)
     guid = message_guid(root)
     try:
         raw = body if fmt == "xml" else etree.tostring(root, xml_declaration=True, encoding="UTF-8")
         return _store(
-            rt, org_id, spec, root, raw, body_hash, (signed, signed_by), guid, docs, idempotency_key
+            rt,
+            org_id,
+            spec,
+            (root, checked.elements),
+            raw,
+            body_hash,
+            (signed, signed_by),
+            guid,
+            docs,
+            idempotency_key,
         )
     except IntegrityError:
         # A concurrent twin won the race: answer as the loser of a duplicate would.
@@ -307,13 +316,13 @@ def _plan(
     rt: Runtime,
     org_id: str,
     spec: MessageSpec,
-    root: etree._Element,
+    elements: list[DocumentElements],
     docs: list[DocumentKeys],
     signed_by: str,
 ) -> _Plan:
     at = repo.now()
     plan = _Plan(new_id("msg"), [], [], [], [], [])
-    views = {d.position: d.view for d in document_elements(root, spec)}
+    views = {d.position: d.view for d in elements}
     port = rt.rules.needs_port(spec.type)
     arrived = _arrivals(rt, [d.logistics_no for d in docs if d.logistics_no]) if port else {}
     authorities: list[str] = []
@@ -441,7 +450,7 @@ def _store(
     rt: Runtime,
     org_id: str,
     spec: MessageSpec,
-    root: etree._Element,
+    parsed: tuple[etree._Element, list[DocumentElements]],
     body: bytes,
     body_hash: str,
     signature: tuple[bytes, str],
@@ -450,7 +459,8 @@ def _store(
     idempotency_key: str | None,
 ) -> Accepted:
     signed, signed_by = signature
-    plan = _plan(rt, org_id, spec, root, docs, signed_by)
+    root, elements = parsed
+    plan = _plan(rt, org_id, spec, elements, docs, signed_by)
     at = plan.declarations[0]["created_at"] if plan.declarations else repo.now()
     with rt.engine.begin() as conn:
         _check_not_declared(conn, spec, guid, docs)

@@ -80,14 +80,14 @@ def _violations(spec: MessageSpec, doc: DocumentElements, problems: list[Any]) -
     ]
 
 
-def prematch(rt: Runtime, spec: MessageSpec, root: Any) -> None:
+def prematch(rt: Runtime, spec: MessageSpec, elements: list[DocumentElements]) -> None:
     """Refuse a list (or a partner) that disagrees with what the gateway already holds."""
     direction = INVENTORY_DIRECTION.get(spec.type) or PARTNER_TYPES.get(spec.type, ("",))[0]
     if not direction:
         return
     violations: list[Violation] = []
     with rt.engine.connect() as conn:
-        for doc in document_elements(root, spec):
+        for doc in elements:
             view = doc.view
             if spec.type in INVENTORY_DIRECTION:
                 partners = _partners(conn, rt, direction, view.head)

@@ -20,7 +20,12 @@ from gateway.domain.errors import (
     UnsupportedMediaType,
     Violation,
 )
-from gateway.xml.documents import extract_documents, rule_violations
+from gateway.xml.documents import (
+    DocumentElements,
+    document_elements,
+    extract_documents,
+    rule_violations,
+)
 from gateway.xml.json_codec import json_to_xml, parse_json
 from gateway.xml.parsing import ParseLimits, parse_xml
 from gateway.xml.validation import detect, schema_violations
@@ -79,6 +84,7 @@ class CheckedMessage:
     documents: list[DocumentKeys]
     schema: list[Violation]
     rules: list[Violation]
+    elements: list[DocumentElements]  # each document's elements and plain view, read once
 
     @property
     def violations(self) -> list[Violation]:
@@ -120,16 +126,17 @@ def check_message(body: bytes, limits: ParseLimits) -> CheckedMessage:
     spec = detect(root)
     schema = schema_violations(root, spec)
     documents = extract_documents(root, spec) if spec.document else []
+    elements = document_elements(root, spec) if spec.document else []
     rules = []
     if spec.kind == "declaration":
         # A field the schema already refused is not reported twice.
         refused = {v.path for v in schema}
         rules = [
             v
-            for v in _duplicate_guids(spec, documents) + rule_violations(root, spec)
+            for v in _duplicate_guids(spec, documents) + rule_violations(spec, elements)
             if v.path not in refused
         ]
-    return CheckedMessage(root, spec, documents, schema, rules)
+    return CheckedMessage(root, spec, documents, schema, rules, elements)
 
 
 @dataclass

@@ -94,10 +94,10 @@ def document_elements(root: etree._Element, spec: MessageSpec) -> list[DocumentE
     return out
 
 
-def rule_violations(root: etree._Element, spec: MessageSpec) -> list[Violation]:
+def rule_violations(spec: MessageSpec, elements: list[DocumentElements]) -> list[Violation]:
     """Business-rule violations of every document, with the path and line of the field."""
     out: list[Violation] = []
-    for doc in document_elements(root, spec):
+    for doc in elements:
         base = f"/{spec.root}/{spec.document}[{doc.position}]"
         for rv in check_document(doc.view):
             if rv.line is not None and doc.line_name:
