@@ -19,6 +19,10 @@ def _exit_quietly_on_signals() -> None:
     """Long-running children stop without a traceback on Ctrl-C or SIGTERM."""
 
     def stop(signum: int, _frame: object) -> None:
+        # Once: the supervisor's own SIGTERM may follow the process group's, and a second
+        # SystemExit raised inside interpreter shutdown would print a traceback.
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, signal.SIG_IGN)
         raise SystemExit(0)
 
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -75,6 +79,7 @@ def create_org_cmd(name: str, codes: str, dxp_id: str, role: str) -> None:
 @cli.command()
 def worker() -> None:
     """Run one rq worker on the delivery queue."""
+    import redis
     from rq import Worker
     from rq.serializers import JSONSerializer
 
@@ -82,20 +87,32 @@ def worker() -> None:
 
     settings = load_settings()
     runtime(settings)  # warm: every forked work horse inherits keys, schemas and clients
-    while True:
+    stopping: list[int] = []
+
+    def note_stop(signum: int, _frame: object) -> None:
+        stopping.append(signum)
+
+    while not stopping:
         # rq quits its loop when Redis goes away; the work is in the database, so wait
-        # for Redis and work again instead of leaving the queue unserved.
-        w = Worker(
-            [settings.queue_name],
-            connection=redis_connection(settings),
-            serializer=JSONSerializer,
-            maintenance_interval=30,
-        )
+        # for Redis and work again instead of leaving the queue unserved. Between two rq
+        # loops a signal only notes the stop (rq installs its own handlers inside work()).
+        signal.signal(signal.SIGTERM, note_stop)
+        signal.signal(signal.SIGINT, note_stop)
         try:
+            w = Worker(
+                [settings.queue_name],
+                connection=redis_connection(settings),
+                serializer=JSONSerializer,
+                maintenance_interval=30,
+            )
+            if stopping:
+                return
             w.work(with_scheduler=False, logging_level="WARNING")
         except SystemExit:
             return
-        if w._stop_requested:  # Ctrl-C / SIGTERM: a warm shutdown
+        except redis.exceptions.ConnectionError:
+            w = None
+        if w is not None and w._stop_requested:  # Ctrl-C / SIGTERM: a warm shutdown
             return
         time.sleep(1.0)
 
