@@ -46,10 +46,13 @@ def record_inspection(
         text = f"joint inspection opened at the request of {authority.value}"
     elif step == InspectionStep.JOIN:
         requested = [*row["requested_by"], authority.value]
-        repo.update_joint_inspection(conn, declaration_id, requested_by=requested)
+        # A late selection joins the same record, reopened until the joiner reports too.
+        repo.update_joint_inspection(conn, declaration_id, requested_by=requested, closed_at=None)
+        state = "completed" if row["closed_at"] is not None else "open"
         text = (
-            f"{authority.value} joins the open joint inspection (requested by "
+            f"{authority.value} joins the {state} joint inspection (requested by "
             f"{', '.join(requested)}): one inspection covers both"
+            + (", reopened for its result" if state == "completed" else "")
         )
     else:
         results = {

@@ -131,6 +131,32 @@ def test_both_authorities_selecting_open_one_joint_inspection_and_release_waits_
     assert kinds.count("release_queued") == 1
 
 
+def test_a_selection_after_the_inspection_completed_reopens_the_same_joint_inspection(
+    settings: Settings, runtime: Runtime, org_id: str
+):
+    decl = _declared(runtime, org_id)
+    guid, did = decl["doc_guid"], decl["id"]
+    for code in ("120", "500", "800"):
+        record_receipts(runtime, _receipt(settings, guid, code, authority="inspection"))
+    with runtime.engine.connect() as conn:
+        (done,) = conn.execute(select(t.joint_inspections)).mappings().all()
+    assert done["closed_at"] is not None
+
+    for code in ("2", "120", "500"):
+        record_receipts(runtime, _receipt(settings, guid, code))
+    with runtime.engine.connect() as conn:
+        (reopened,) = conn.execute(select(t.joint_inspections)).mappings().all()
+        joined = [e for e in repo.events_of(conn, did) if e["kind"] == "inspection_join"]
+    assert reopened["id"] == done["id"] and reopened["closed_at"] is None
+    assert sorted(reopened["requested_by"]) == ["customs", "inspection"]
+    assert "reopened" in joined[0]["info"]
+
+    record_receipts(runtime, _receipt(settings, guid, "800"))
+    with runtime.engine.connect() as conn:
+        (closed,) = conn.execute(select(t.joint_inspections)).mappings().all()
+    assert closed["closed_at"] is not None and set(closed["results"]) == {"customs", "inspection"}
+
+
 def test_release_is_queued_once_whatever_arrives_again(
     settings: Settings, runtime: Runtime, org_id: str
 ):
