@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+import random
 import re
 import uuid
 
 from lxml import etree
 
+from gateway.domain.rules import id_check_digit
 from gateway.settings import PROJECT_ROOT
 from schemas.registry import CEB_NS
 
@@ -19,8 +21,21 @@ def _guid() -> str:
     return str(uuid.uuid4()).upper()
 
 
-def fresh_ceb621(documents: int = 1) -> bytes:
-    """The example CEB621 with ``documents`` inventory lists, each with new unique keys."""
+EXAMPLE_BUYER_ID = "11010519491231002X"  # the buyer and payer of the shipped examples
+
+
+def synthetic_id_number(rng: random.Random | None = None) -> str:
+    """A made-up resident ID number with a valid birth date and check digit: each fresh
+    example gets its own buyer, so examples never use up one person's annual quota."""
+    rng = rng or random.Random()
+    birth = f"{rng.randint(1950, 2004)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
+    first17 = f"110105{birth}{rng.randint(0, 999):03d}"
+    return first17 + id_check_digit(first17)
+
+
+def fresh_ceb621(documents: int = 1, buyer_id: str | None = None) -> bytes:
+    """The example CEB621 with ``documents`` inventory lists, each with new unique keys and
+    a new synthetic buyer (or ``buyer_id`` for all of them)."""
     root = etree.fromstring(EXAMPLE_CEB621.read_bytes())
     template = root.find(f"{_Q}Inventory")
     assert template is not None
@@ -36,6 +51,7 @@ def fresh_ceb621(documents: int = 1) -> bytes:
             ("orderNo", f"ORD{tag}{i:03d}"),
             ("logisticsNo", f"LN{tag}{i:03d}"),
             ("copNo", f"COP{tag}{i:03d}"),
+            ("buyerIdNumber", buyer_id or synthetic_id_number()),
         ):
             el = head.find(f"{_Q}{name}")
             if el is not None:
@@ -55,6 +71,7 @@ def fresh_parcel() -> dict[str, bytes]:
     numbers match each other (三单对碰) and are new, with new guids everywhere."""
     tag = uuid.uuid4().hex[:10].upper()
     replacements = {old: f"{old[:3]}{tag}{i}" for i, old in enumerate(_SHARED)}
+    replacements[EXAMPLE_BUYER_ID] = synthetic_id_number()
     out = {}
     for message_type in PARCEL_TYPES:
         text = (PROJECT_ROOT / "examples" / f"{message_type}.xml").read_text(encoding="utf-8")

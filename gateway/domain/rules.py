@@ -54,6 +54,11 @@ def _dec(value: str | None) -> Decimal | None:
     return number if number.is_finite() else None  # NaN and Infinity are not amounts
 
 
+def id_check_digit(first17: str) -> str:
+    """The GB 11643 check digit (0-9 or X) of an ID number's first 17 digits."""
+    return ID_CHECK[sum(int(c) * w for c, w in zip(first17, ID_WEIGHTS, strict=True)) % 11]
+
+
 def id_card_problem(number: str) -> str | None:
     """Why ``number`` is not a valid 18-character resident ID card number, or None."""
     n = number.strip().upper()
@@ -63,7 +68,7 @@ def id_card_problem(number: str) -> str | None:
         dt.date(int(n[6:10]), int(n[10:12]), int(n[12:14]))
     except ValueError:
         return f"contains an impossible birth date {n[6:14]}"
-    expected = ID_CHECK[sum(int(c) * w for c, w in zip(n[:17], ID_WEIGHTS, strict=True)) % 11]
+    expected = id_check_digit(n[:17])
     if n[17] != expected:
         return f"has check digit {n[17]}, but the check digit of these 17 digits is {expected}"
     return None

@@ -42,7 +42,7 @@ def _decl(runtime: Runtime, declaration_id: str) -> dict:
 
 
 def _released(settings: Settings, runtime: Runtime, org_id: str) -> dict:
-    acc = declare(runtime, org_id, fresh_ceb621(), "application/xml")
+    acc = declare(runtime, org_id, fresh_ceb621(buyer_id=BUYER), "application/xml")
     for code in ("2", "120", "800"):
         record_receipts(runtime, _receipt(settings, acc.declarations[0].doc_guid, code))
     return _decl(runtime, acc.declarations[0].id)
@@ -51,7 +51,7 @@ def _released(settings: Settings, runtime: Runtime, org_id: str) -> dict:
 def test_the_estimate_is_kept_and_the_buyer_is_never_stored_in_clear(
     settings: Settings, runtime: Runtime, org_id: str
 ):
-    acc = declare(runtime, org_id, fresh_ceb621(), "application/xml")
+    acc = declare(runtime, org_id, fresh_ceb621(buyer_id=BUYER), "application/xml")
     decl = _decl(runtime, acc.declarations[0].id)
     estimate = decl["tax"]["estimate"]
     # 396.00 infant formula + 120.00 cream, freight 10.00 apportioned: VAT at 13 % x 70 %
@@ -71,7 +71,7 @@ def test_the_quota_counts_on_release_refuses_beyond_and_comes_back_on_cancel(
     assert [(r["kind"], r["declaration_id"]) for r in ledger] == [("release", first["id"])]
 
     with pytest.raises(BusinessRuleViolation) as err:
-        declare(runtime, org_id, fresh_ceb621(), "application/xml")
+        declare(runtime, org_id, fresh_ceb621(buyer_id=BUYER), "application/xml")
     problem = err.value.violations[0]
     assert problem.code == "rule.quota.annual_limit"
     assert problem.path.endswith("/InventoryHead/buyerIdNumber") and problem.message_zh
@@ -81,7 +81,7 @@ def test_the_quota_counts_on_release_refuses_beyond_and_comes_back_on_cancel(
     request = cancel(runtime, org_id, first["id"], "returned to the seller before gate-out")
     record_receipts(runtime, _cancel_receipt(settings, request.declarations[0].doc_guid, "120"))
     assert _decl(runtime, first["id"])["status"] == "cancelled"
-    again = declare(runtime, org_id, fresh_ceb621(), "application/xml")
+    again = declare(runtime, org_id, fresh_ceb621(buyer_id=BUYER), "application/xml")
     assert again.declarations[0].status == "accepted"
 
 
