@@ -159,7 +159,8 @@ def _client_base() -> str:
     "--key", envvar="GATEWAY_API_KEY", required=True, help="API key (or GATEWAY_API_KEY)."
 )
 @click.option("--url", default=None, help="Gateway base URL.")
-def submit(files: tuple[Path, ...], key: str, url: str | None) -> None:
+@click.option("--verbose", "-v", is_flag=True, help="Print each whole JSON answer.")
+def submit(files: tuple[Path, ...], key: str, url: str | None, verbose: bool) -> None:
     """Submit CEB messages (.xml, or .json of the same document); prints each answer."""
     base = url or _client_base()
     failed = False
@@ -175,11 +176,31 @@ def submit(files: tuple[Path, ...], key: str, url: str | None) -> None:
             },
             timeout=30,
         )
-        click.echo(
-            f"{path}: {resp.status_code}\n{json.dumps(resp.json(), ensure_ascii=False, indent=2)}"
-        )
+        click.echo(_answer_lines(path, resp, verbose))
         failed = failed or resp.status_code >= 400
     sys.exit(1 if failed else 0)
+
+
+def _answer_lines(path: Path, resp: httpx.Response, verbose: bool) -> str:
+    """One line per declaration accepted, or the problem and each error with its path."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return f"{path}: {resp.status_code} {resp.text[:200]}"
+    if verbose:
+        return f"{path}: {resp.status_code}\n{json.dumps(body, ensure_ascii=False, indent=2)}"
+    if resp.status_code < 400:
+        word = "replayed" if body.get("replayed") else body.get("status", "")
+        ids = "  ".join(d["id"] for d in body.get("declarations", []))
+        return f"{path}: {resp.status_code} {word} {body.get('type', '')}  {ids}"
+    lines = [f"{path}: {resp.status_code} {body.get('title', '')}: {body.get('detail', '')}"]
+    for e in body.get("errors", []):
+        where = e.get("path", "") + (f" (line {e['line']})" if e.get("line") else "")
+        lines.append(f"  {where}  {e.get('code', '')}  {e.get('message', '')}")
+    existing = body.get("existing_declaration_ids") or []
+    if existing:
+        lines.append(f"  already declared: {', '.join(existing)}")
+    return "\n".join(lines)
 
 
 @cli.command()
@@ -434,3 +455,51 @@ def keys_rotate(ctx: click.Context, org: str, key_type: str | None) -> None:
     ctx.invoke(
         keys_generate, org=org, key_type=key_type or (current[0].key_type if current else "rsa")
     )
+
+
+@cli.command("export")
+@click.option("--org", default=None, help="Only this organisation (name).")
+@click.option("--status", "status_", default=None, help="Only this status.")
+@click.option("--type", "message_type", default=None, help="Only this message type.")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), default=None, help="From (UTC).")
+@click.option("--until", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Before (UTC).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None)
+def export_cmd(
+    org: str | None,
+    status_: str | None,
+    message_type: str | None,
+    since: object,
+    until: object,
+    fmt: str,
+    output: Path | None,
+) -> None:
+    """Export declarations with statuses, numbers and tax (no personal data) as CSV/JSONL."""
+    from datetime import UTC
+
+    from gateway.persistence.database import get_engine
+    from gateway.persistence.exports import declarations_for_export
+    from gateway.services.export import render
+
+    engine = get_engine(load_settings().db_url)
+    org_id = _org_id(engine, org) if org else None
+
+    def utc(value: object) -> object:
+        return value.replace(tzinfo=UTC) if value is not None else None  # type: ignore[attr-defined]
+
+    with engine.connect() as conn:
+        rows = declarations_for_export(
+            conn,
+            org_id=org_id,
+            status=status_,
+            message_type=message_type,
+            since=utc(since),  # type: ignore[arg-type]
+            until=utc(until),  # type: ignore[arg-type]
+        )
+        out = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
+        try:
+            for chunk in render(rows, fmt):
+                out.write(chunk)
+        finally:
+            if output:
+                out.close()
