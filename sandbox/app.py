@@ -24,6 +24,7 @@ from gateway.xml.parsing import ParseLimits, parse_xml
 from sandbox.customs import SandboxCustoms
 from sandbox.faults import AUTHORITIES, BadAdminInput, Faults
 from sandbox.inspection import SandboxInspection
+from sandbox.numbers import keep_sequence_in
 from sandbox.outbox import MAX_POLL, Outbox
 from sandbox.port import SandboxPort
 from sandbox.registry import SenderRegistry
@@ -75,6 +76,7 @@ class Sandbox:
 
 def build_sandbox(settings: Settings) -> Sandbox:
     """Wire the authorities from settings (keys must exist: gateway.provisioning.ensure_keys)."""
+    keep_sequence_in(settings.path("sandbox/sequence"))
     faults, risk, scheduler = Faults(), Risk(settings), Scheduler()
     registry = SenderRegistry(settings.registered_path)
     limits = ParseLimits(max_bytes=settings.max_body_bytes, max_depth=settings.max_xml_depth)
