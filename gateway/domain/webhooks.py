@@ -91,7 +91,7 @@ def url_violations(url: object) -> list[Violation]:
         )
     if parts.fragment:
         out.append(Violation("/url", "webhook.url.fragment", "a URL fragment is never sent"))
-    if any(c.isspace() for c in url) or port == 0:
+    if any(c.isspace() or not c.isprintable() for c in url) or port == 0:
         out.append(Violation("/url", "webhook.url.invalid", "not a valid URL"))
     return out
 

@@ -31,11 +31,22 @@ class Registered:
     secret: str  # shown to the caller once, never again
 
 
+def _encodable(text: str) -> bool:
+    """Whether ``text`` is real Unicode (JSON may carry lone surrogates; a database may not)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _violations(payload: dict[str, Any]) -> list[Violation]:
     out = url_violations(payload.get("url")) + event_violations(payload.get("events"))
     description = payload.get("description")
     if description is not None and (
-        not isinstance(description, str) or len(description) > MAX_DESCRIPTION
+        not isinstance(description, str)
+        or len(description) > MAX_DESCRIPTION
+        or not _encodable(description)
     ):
         out.append(
             Violation(

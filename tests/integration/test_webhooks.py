@@ -234,6 +234,10 @@ def test_registration_refuses_bad_input_with_every_problem_and_its_field(api):
         "bad port": ({"url": "http://x.example:99999/", "events": STATUS_CHANGED}, "/url"),
         "no events": ({"url": "https://x.example/"}, "/events"),
         "empty events": ({"url": "https://x.example/", "events": []}, "/events"),
+        "surrogate": (
+            {"url": "https://x.example/", "events": STATUS_CHANGED, "description": "\ud800"},
+            "/description",
+        ),
         "extra": (
             {"url": "https://x.example/", "events": STATUS_CHANGED, "org_id": "x"},
             "/org_id",

@@ -69,6 +69,8 @@ def test_a_receiver_accepts_any_matching_v1_during_a_secret_rotation():
         ("https://user:pw@h.example/", "webhook.url.credentials"),
         ("https://h.example:70000/", "webhook.url.invalid"),
         ("https://h.example/a b", "webhook.url.invalid"),
+        ("https://h.example/\x00", "webhook.url.invalid"),
+        ("https://h.example/\ud800", "webhook.url.invalid"),
         ("https://h.example/#frag", "webhook.url.fragment"),
         ("https://h.example/" + "x" * 2000, "webhook.url.too_long"),
     ],
