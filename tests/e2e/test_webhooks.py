@@ -64,5 +64,7 @@ def test_a_submitted_list_is_followed_by_signed_webhooks_up_to_release_and_in_th
                 if not page["has_more"]:
                     break
             assert [e for e in feed if e["data"]["declaration_id"] == did] == [q.json for q in got]
+            # Leave the shared stack as we found it: no webhook retrying into a closed port.
+            assert client.delete(f"/api/v1/webhooks/{hook_id}").status_code == 204
     finally:
         receiver.close()
