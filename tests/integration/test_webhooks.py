@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import httpx
@@ -17,10 +18,11 @@ from gateway.domain.webhooks import SignatureMismatch, verify
 from gateway.jobs.webhooks import webhook_config, webhook_pass
 from gateway.persistence import tables as t
 from gateway.persistence.database import get_engine
+from gateway.persistence.webhooks import insert_deliveries
 from gateway.provisioning import create_org, ensure_demo_org
 from gateway.services.receipts import record_receipts
 from gateway.services.runtime import Runtime
-from gateway.services.webhook_delivery import send
+from gateway.services.webhook_delivery import fan_out, send
 from gateway.settings import Settings
 from tests.integration.test_receipts import _declared, _receipt
 from tests.webhook_receiver import Receiver
@@ -339,3 +341,33 @@ def test_the_events_feed_pages_through_the_same_events_in_order_and_resumes(
         resp = api.get(f"/api/v1/events?after={bad}")
         assert resp.status_code == 400 and resp.get_json()["errors"][0]["path"] == "?after"
     assert api.get("/api/v1/events?limit=many").status_code == 400
+
+
+def test_concurrent_fan_outs_and_a_replayed_insert_never_make_a_second_delivery(
+    settings, runtime, org_id, api, receiver
+):
+    register(api, receiver.url)
+    for _ in range(3):
+        clear(settings, runtime, org_id)
+    engine = get_engine(settings.db_url)
+    cfg = webhook_config(settings)
+    with ThreadPoolExecutor(4) as pool:
+        created = [i for ids in pool.map(lambda _: fan_out(engine, cfg), range(4)) for i in ids]
+    assert len(created) == 9  # 3 declarations x accepted, under_review, released
+    with engine.begin() as conn:
+        rows = conn.execute(select(t.webhook_deliveries)).mappings().all()
+        again = {**rows[0], "id": "whd_replayed"}
+        insert_deliveries(conn, [again])  # the same (webhook, event) once more: ignored
+        count = conn.execute(select(func.count()).select_from(t.webhook_deliveries)).scalar()
+    assert len({r["event_id"] for r in rows}) == len(rows) == count == 9
+
+
+def test_a_webhook_pass_with_redis_gone_creates_deliveries_and_does_not_raise(
+    settings, runtime, org_id, api, receiver
+):
+    register(api, receiver.url)
+    _declared(runtime, org_id)
+    gone = replace(settings, redis_url="redis://127.0.0.1:1/0")
+    assert webhook_pass(gone) == 0  # logged; the relay goes on with the dispatches
+    pump(settings)  # Redis is back: the delivery waiting in the database goes out
+    assert [r.json["data"]["status"] for r in receiver.requests] == ["accepted"]
