@@ -30,4 +30,8 @@ def create_app(
         app.register_blueprint(module.bp)
     app.register_blueprint(receipts.port_bp)
     app.register_blueprint(declarations.summaries)
+    from gateway.api import webhooks
+
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(webhooks.events_bp)
     return app

@@ -74,6 +74,11 @@ class Settings:
     sandbox_hold_rate: float
     sandbox_match_mode: str
     sandbox_match_timeout: float
+    webhook_retry_base_seconds: float
+    webhook_retry_max_seconds: float
+    webhook_max_age_seconds: float
+    webhook_timeout: float
+    events_settle_seconds: float
 
     @property
     def data_path(self) -> Path:

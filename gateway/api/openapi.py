@@ -73,6 +73,8 @@ def _op(
 
 def document() -> dict[str, Any]:
     """The OpenAPI 3.1 document."""
+    from gateway.api.openapi_webhooks import paths as webhook_paths
+
     declaration_errors = ("400", "404", "409", "413", "415", "422", "503")
     return {
         "openapi": "3.1.0",
@@ -203,6 +205,7 @@ def document() -> dict[str, Any]:
                     "Readiness: database and Redis answer", "200", auth=False, errors=("503",)
                 )
             },
+            **webhook_paths(),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

@@ -269,3 +269,55 @@ receipts = Table(
     Column("raw_xml", LargeBinary, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
 )
+
+# --- webhooks: an organisation's subscriptions, and the outbox built from the events log ---
+
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("org_id", String(40), ForeignKey("organisations.id"), nullable=False),
+    Column("url", String(2000), nullable=False),
+    Column("events", JSON, nullable=False),  # event types subscribed to
+    Column("description", String(200)),
+    Column("secret", String(100), nullable=False),  # HMAC key; shown once on registration
+    Column("cursor", Integer, nullable=False),  # the last events.id fanned out
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("deleted_at", DateTime(timezone=True)),
+    Index("ix_webhooks_org", "org_id"),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("webhook_id", String(40), ForeignKey("webhooks.id"), nullable=False),
+    Column("event_id", Integer, ForeignKey("events.id")),  # None for a test ping
+    Column("event_type", String(60), nullable=False),
+    Column("payload", LargeBinary, nullable=False),  # the same JSON bytes on every attempt
+    Column("state", String(12), nullable=False),  # pending|sending|delivered|failed|cancelled
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("lease_until", DateTime(timezone=True)),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    Column("delivered_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    # Nothing is sent twice for the same event and webhook.
+    UniqueConstraint("webhook_id", "event_id"),
+    Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+    Index("ix_webhook_deliveries_webhook", "webhook_id", "id"),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("delivery_id", String(40), ForeignKey("webhook_deliveries.id"), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("http_status", Integer),
+    Column("error", Text),
+    Column("duration_ms", Integer, nullable=False),
+    UniqueConstraint("delivery_id", "attempt"),
+)

@@ -76,6 +76,8 @@ def start_stack(data_dir: Path, delays: str = "0.05,0.05,0.05", **env_extra: str
             "GATEWAY_SANDBOX_MATCH_TIMEOUT": "3",
             "GATEWAY_POLL_INTERVAL": "0.5",
             "GATEWAY_BREAKER_RESET_SECONDS": "1",
+            "GATEWAY_WEBHOOK_RETRY_BASE_SECONDS": "0.2",
+            "GATEWAY_WEBHOOK_RETRY_MAX_SECONDS": "1",
             **env_extra,
         }
     )
