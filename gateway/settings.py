@@ -74,6 +74,13 @@ class Settings:
     sandbox_hold_rate: float
     sandbox_match_mode: str
     sandbox_match_timeout: float
+    log_format: str
+    log_level: str
+    log_requests: bool
+    health_timeout: float
+    health_cache_seconds: float
+    notice_cache_seconds: float
+    notice_lead_hours: float
 
     @property
     def data_path(self) -> Path:

@@ -18,6 +18,7 @@ from rq.job import Job
 from gateway.bootstrap import delivery_queue, enqueue_deliveries, runtime
 from gateway.persistence import repository as repo
 from gateway.persistence.database import get_engine
+from gateway.services.outages import hold_due
 from gateway.services.poll import POLLED_AUTHORITIES, poll_all
 from gateway.settings import Settings
 
@@ -44,6 +45,7 @@ def relay_once(settings: Settings) -> int:
     every dispatch whose delivery lease expired; returns how many were enqueued."""
     engine = get_engine(settings.db_url)
     at = repo.now()
+    hold_due(engine, at)  # planned outages: what would go to a closed authority waits
     with engine.connect() as conn:
         due = repo.due_dispatch_ids(conn, at, BATCH)
     if not due:

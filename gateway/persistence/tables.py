@@ -182,6 +182,7 @@ dispatches = Table(
     Column("last_error", Text),
     Column("sent_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("request_id", String(64)),  # the request that caused it, for its log lines
     Index(
         "uq_dispatches_message_authority_kind",
         "message_id",
@@ -268,4 +269,20 @@ receipts = Table(
     Column("applied", Integer, nullable=False),
     Column("raw_xml", LargeBinary, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
+)
+
+# Planned outages of an authority announced by an operator: users see them, and deliveries to
+# that authority wait for the window to end.
+outage_notices = Table(
+    "outage_notices",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("authority", String(20), nullable=False),
+    Column("starts_at", DateTime(timezone=True), nullable=False),
+    Column("ends_at", DateTime(timezone=True), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("created_by", String(120), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("cancelled_at", DateTime(timezone=True)),
+    Index("ix_outage_notices_ends_at", "ends_at"),
 )
