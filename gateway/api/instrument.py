@@ -46,42 +46,38 @@ def _metric_children(endpoint: str, method: str, status: int) -> tuple[object, o
 
 
 def _begin() -> None:
-    g.started = time.perf_counter()
-    rid = valid_request_id(request.headers.get(REQUEST_ID_HEADER)) or os.urandom(8).hex()
+    header = request.environ.get("HTTP_X_REQUEST_ID")
+    rid = valid_request_id(header) or os.urandom(8).hex()
     g.request_id = rid
-    g.log_token = bind(request_id=rid)
+    g.ops_hook = (time.perf_counter(), rid, bind(request_id=rid))
 
 
 def _finish(log_requests: bool) -> object:
     def finish(resp: Response) -> Response:
-        rid = g.get("request_id")
-        if rid is not None:
-            resp.headers[REQUEST_ID_HEADER] = rid
-        started = g.get("started")
-        if started is not None:
-            elapsed = time.perf_counter() - started
-            counter, histogram = _metric_children(
-                request.endpoint or "unmatched", request.method, resp.status_code
+        hook = g.get("ops_hook")
+        if hook is None:  # a hook before ours failed: nothing was started
+            return resp
+        started, rid, _token = hook
+        resp.headers.add(REQUEST_ID_HEADER, rid)
+        elapsed = time.perf_counter() - started
+        counter, histogram = _metric_children(
+            request.endpoint or "unmatched", request.method, resp.status_code
+        )
+        counter.inc()  # type: ignore[attr-defined]
+        histogram.observe(elapsed)  # type: ignore[attr-defined]
+        if log_requests:
+            log.info(
+                "%s %s %d %.1f ms", request.method, request.path, resp.status_code, elapsed * 1000
             )
-            counter.inc()  # type: ignore[attr-defined]
-            histogram.observe(elapsed)  # type: ignore[attr-defined]
-            if log_requests:
-                log.info(
-                    "%s %s %d %.1f ms",
-                    request.method,
-                    request.path,
-                    resp.status_code,
-                    elapsed * 1000,
-                )
         return resp
 
     return finish
 
 
 def _end(_exc: BaseException | None) -> None:
-    token = g.pop("log_token", None)
-    if token is not None:
-        unbind(token)
+    hook = g.pop("ops_hook", None)
+    if hook is not None:
+        unbind(hook[2])
 
 
 def init_app(app: Flask, log_requests: bool) -> None:

@@ -7,14 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from sqlalchemy import select
 
 from gateway.api.auth import current_principal
 from gateway.domain.errors import MalformedRequest, PermissionDenied
 from gateway.domain.outages import OutageNotice
 from gateway.persistence import outages as store
 from gateway.persistence import repository as repo
-from gateway.persistence import tables as t
 from gateway.services import outages
 from gateway.services.runtime import Runtime
 
@@ -55,11 +53,7 @@ def submission_notices(message_id: str) -> list[OutageNotice]:
     if not soon:
         return []
     with _rt().engine.connect() as conn:
-        routed = set(
-            conn.execute(
-                select(t.dispatches.c.authority).where(t.dispatches.c.message_id == message_id)
-            ).scalars()
-        )
+        routed = store.authorities_of_message(conn, message_id)
     return [n for n in soon if n.authority in routed]
 
 
@@ -99,7 +93,10 @@ def parse_time(value: str, name: str) -> datetime:
         raise MalformedRequest(f"{name} is not an ISO 8601 date-time: {value!r}.") from None
     if at.tzinfo is None:
         raise MalformedRequest(f"{name} needs a time zone, e.g. {value}Z or {value}+08:00.")
-    return at.astimezone(UTC)
+    try:
+        return at.astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 shifted out of range
+        raise MalformedRequest(f"{name} is out of range: {value!r}.") from None
 
 
 @bp.post("/api/v1/admin/outages")

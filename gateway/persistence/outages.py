@@ -91,3 +91,9 @@ def release_held(conn: Connection, authority: str, until: datetime, at: datetime
         .values(next_attempt_at=at)
     )
     return int(result.rowcount)
+
+
+def authorities_of_message(conn: Connection, message_id: str) -> set[str]:
+    """The authorities a message's dispatches go to (which notices concern its sender)."""
+    rows = conn.execute(select(D.c.authority).where(D.c.message_id == message_id).distinct())
+    return set(rows.scalars())

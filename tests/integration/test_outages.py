@@ -13,6 +13,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from click.testing import CliRunner
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given
+from hypothesis import settings as examples
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from gateway import create_app
@@ -213,3 +216,41 @@ def test_the_migrations_make_exactly_the_tables(settings: Settings):
     with get_engine(settings.db_url).connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), t.metadata)
     assert diff == []
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=8,
+)
+TIMES = st.sampled_from(
+    ["2031-01-01T00:00Z", "0001-01-01T00:00+01:00", "9999-12-31T23:59-01:00", "2031-13-01T00:00Z"]
+)
+
+
+@pytest.fixture
+def admin(settings: Settings) -> dict[str, str]:
+    _, key = create_org(settings, "Operator", ["0000000000"], "DXPOPS", role="admin")
+    return {"Authorization": f"Bearer {key}"}
+
+
+@examples(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    body=st.fixed_dictionaries(
+        {},
+        optional={
+            "authority": st.sampled_from(["customs", "port", ""]) | JSONISH,
+            "start": TIMES | JSONISH,
+            "end": TIMES | JSONISH,
+            "note": st.text(max_size=600) | JSONISH,
+        },
+    )
+    | JSONISH
+)
+def test_no_outage_body_gives_a_5xx(client: FlaskClient, admin: dict[str, str], body):
+    resp = client.post("/api/v1/admin/outages", json=body, headers=admin)
+    assert resp.status_code in (201, 400), resp.json
