@@ -81,6 +81,7 @@ class Settings:
     health_cache_seconds: float
     notice_cache_seconds: float
     notice_lead_hours: float
+    metrics_cache_seconds: float
 
     @property
     def data_path(self) -> Path:

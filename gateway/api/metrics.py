@@ -11,6 +11,7 @@ process answers and whatever the workers and the relay do.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -38,10 +39,22 @@ class BusinessCollector(Collector):
     """Collects at scrape time from the database and Redis; a store that is down shows as
     ``gateway_metrics_source_up{source=...} 0`` instead of failing the scrape."""
 
-    def __init__(self, engine: Engine, redis: Callable[[], Redis], queue_name: str) -> None:
-        self.engine, self.redis, self.queue_name = engine, redis, queue_name
+    def __init__(
+        self, engine: Engine, redis: Callable[[], Redis], queue_name: str, ttl: float
+    ) -> None:
+        self.engine, self.redis, self.queue_name, self.ttl = engine, redis, queue_name, ttl
+        self._lock = threading.Lock()
+        self._last: tuple[float, list[Metric]] | None = None
 
     def collect(self) -> Iterator[Metric]:
+        """The numbers, read again when older than ``ttl`` (scrapes from several Prometheus
+        servers, or a burst of them, cost the database one read)."""
+        with self._lock:
+            if self._last is None or time.monotonic() - self._last[0] >= self.ttl:
+                self._last = (time.monotonic(), list(self._gather()))
+            return iter(self._last[1])
+
+    def _gather(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(
             "gateway_metrics_source_up", "1 when the store answered this scrape", labels=["source"]
         )
@@ -143,11 +156,16 @@ def _registry() -> CollectorRegistry:
     else:
         registry.register(REQUESTS)
         registry.register(LATENCY)
-    rt = current_app.extensions["gateway.runtime"]()
-    settings = current_app.config["GATEWAY_SETTINGS"]
-    registry.register(
-        BusinessCollector(rt.engine, current_app.extensions["gateway.redis"], settings.queue_name)
-    )
+    business = current_app.extensions.get("gateway.business_metrics")
+    if business is None:
+        settings = current_app.config["GATEWAY_SETTINGS"]
+        business = current_app.extensions["gateway.business_metrics"] = BusinessCollector(
+            current_app.extensions["gateway.runtime"]().engine,
+            current_app.extensions["gateway.redis"],
+            settings.queue_name,
+            settings.metrics_cache_seconds,
+        )
+    registry.register(business)
     return registry
 
 

@@ -1,4 +1,4 @@
-"""planned outage notices; the request id that caused a dispatch
+"""planned outage notices; the request id that caused a dispatch; indexes the metrics count
 
 Revision ID: 0010_outage_notices
 Revises: 0005
@@ -30,10 +30,26 @@ def upgrade() -> None:
         batch_op.create_index("ix_outage_notices_ends_at", ["ends_at"], unique=False)
     with op.batch_alter_table("dispatches", schema=None) as batch_op:
         batch_op.add_column(sa.Column("request_id", sa.String(length=64), nullable=True))
+        batch_op.create_index(
+            "ix_dispatches_authority_kind_state",
+            ["authority", "kind", "state", "attempts"],
+            unique=False,
+        )
+    with op.batch_alter_table("declarations", schema=None) as batch_op:
+        batch_op.create_index("ix_declarations_type_status", ["type", "status"], unique=False)
+    with op.batch_alter_table("receipts", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_receipts_authority_code", ["authority", "return_status"], unique=False
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("receipts", schema=None) as batch_op:
+        batch_op.drop_index("ix_receipts_authority_code")
+    with op.batch_alter_table("declarations", schema=None) as batch_op:
+        batch_op.drop_index("ix_declarations_type_status")
     with op.batch_alter_table("dispatches", schema=None) as batch_op:
+        batch_op.drop_index("ix_dispatches_authority_kind_state")
         batch_op.drop_column("request_id")
     with op.batch_alter_table("outage_notices", schema=None) as batch_op:
         batch_op.drop_index("ix_outage_notices_ends_at")

@@ -29,7 +29,7 @@ from tests.e2e.stack import free_port
 @pytest.fixture
 def client(settings: Settings) -> Iterator[FlaskClient]:
     key = ensure_demo_org(settings)
-    app = create_app(settings)
+    app = create_app(replace(settings, metrics_cache_seconds=0.0))
     with app.test_client() as c:
         c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
         yield c
@@ -140,6 +140,17 @@ def test_metrics_count_requests_and_read_the_business_from_the_stores(
     assert sample(body, "gateway_metrics_source_up", source="redis") == 1
 
 
+def test_the_business_numbers_are_reused_for_a_few_seconds(settings: Settings):
+    key = ensure_demo_org(settings)
+    client = create_app(settings).test_client()  # metrics_cache_seconds = 5
+    auth = {"Authorization": f"Bearer {key}", "Content-Type": "application/xml"}
+    first = client.get("/metrics").get_data(as_text=True)
+    assert client.post("/api/v1/declarations", data=fresh_ceb621(), headers=auth).status_code == 202
+    again = client.get("/metrics").get_data(as_text=True)
+    name = "gateway_declarations"
+    assert sample(again, name, status="accepted") == sample(first, name, status="accepted") == 0
+
+
 def test_receipts_are_counted_by_authority_and_code(settings: Settings):
     from gateway.persistence.database import get_engine
     from gateway.persistence.repository import insert_receipt
@@ -155,7 +166,8 @@ def test_receipts_are_counted_by_authority_and_code(settings: Settings):
                 applied=1,
                 raw_xml=b"<x/>",
             )
-    body = create_app(settings).test_client().get("/metrics").get_data(as_text=True)
+    app = create_app(replace(settings, metrics_cache_seconds=0.0))
+    body = app.test_client().get("/metrics").get_data(as_text=True)
     assert sample(body, "gateway_receipts_total", authority="customs", code="120") == 2
     assert sample(body, "gateway_receipts_total", authority="customs", code="2") == 1
 

@@ -212,10 +212,18 @@ def test_the_cli_announces_lists_and_cancels(settings: Settings, monkeypatch):
     assert runner.invoke(cli, ["outage", "cancel", notice_id]).exit_code != 0
 
 
-def test_the_migrations_make_exactly_the_tables(settings: Settings):
-    with get_engine(settings.db_url).connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), t.metadata)
-    assert diff == []
+def test_the_migrations_make_exactly_the_tables_and_go_down_and_up_again(settings: Settings):
+    from alembic import command
+
+    from gateway.persistence.migrate import alembic_config
+
+    engine = get_engine(settings.db_url)
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), t.metadata) == []
+    command.downgrade(alembic_config(settings.db_url), "0005")
+    command.upgrade(alembic_config(settings.db_url), "head")
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), t.metadata) == []
 
 
 JSONISH = st.recursive(
