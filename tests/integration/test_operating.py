@@ -227,3 +227,18 @@ def test_readyz_fails_on_redis_but_not_on_a_planned_outage(settings: Settings, l
     body = create_app(broken).test_client().get("/readyz")
     assert body.status_code == 503 and body.json["failed"] == ["redis"]
     assert body.json["customs"] == "planned_outage"
+
+
+def test_readyz_names_the_database_when_it_cannot_be_opened(settings: Settings, listening: str):
+    broken = replace(
+        settings,
+        database_url="sqlite:////nonexistent/dir/gateway.db",
+        customs_url=listening,
+        inspection_url=listening,
+        port_url=listening,
+    )
+    client = create_app(broken).test_client()
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.json["failed"] == ["database"]
+    assert ready.json["checks"]["database"]["status"] == "down"
+    assert client.get("/healthz").status_code == 200  # liveness does not depend on it
