@@ -17,6 +17,8 @@ def create_app(
     from gateway.bootstrap import redis_connection, runtime
 
     settings = settings or load_settings()
+    from gateway.api import instrument, metrics, notices  # operating it: ids, metrics, outages
+
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["GATEWAY_SETTINGS"] = settings
@@ -25,6 +27,7 @@ def create_app(
         app.config.update(test_config)
     app.extensions["gateway.runtime"] = lambda: runtime(settings)
     app.extensions["gateway.redis"] = lambda: redis_connection(settings)
+    instrument.init_app(app, settings.log_requests)  # request id, metrics: first in line
     problems.init_app(app)
     for module in (declarations, receipts, validate, health, openapi):
         app.register_blueprint(module.bp)
@@ -34,4 +37,6 @@ def create_app(
 
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(webhooks.events_bp)
+    app.register_blueprint(metrics.bp)
+    app.register_blueprint(notices.bp)
     return app

@@ -21,6 +21,7 @@ from adapters.port import PortClient
 from adapters.transport import HttpTransport
 from gateway.domain.routing import RoutingRules
 from gateway.domain.tax import TaxRates
+from gateway.logs import current_request_id
 from gateway.persistence.database import get_engine
 from gateway.services.keyring import KeyRing
 from gateway.services.runtime import Runtime
@@ -58,9 +59,12 @@ def delivery_queue(settings: Settings) -> Queue:
 
 
 def enqueue_deliveries(queue: Queue, dispatch_ids: list[str], job_timeout: int) -> None:
-    """Enqueue one job per dispatch with a deterministic id; ids only, no payloads."""
+    """Enqueue one job per dispatch with a deterministic id; ids only, no payloads. The
+    request that caused them rides along in the job's meta, for the delivery's log lines."""
     if not dispatch_ids:
         return
+    request_id = current_request_id()
+    meta = {"request_id": request_id} if request_id else None
     jobs = [
         Queue.prepare_data(
             DELIVER_JOB,
@@ -69,6 +73,7 @@ def enqueue_deliveries(queue: Queue, dispatch_ids: list[str], job_timeout: int) 
             timeout=job_timeout,
             result_ttl=60,
             failure_ttl=86400,
+            meta=meta,
         )
         for d in dispatch_ids
     ]

@@ -30,9 +30,14 @@ def _exit_quietly_on_signals() -> None:
 
 
 @click.group()
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Single-window clearance gateway."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from gateway.logs import configure_logging
+
+    settings = load_settings()
+    # JSON lines (or plain) for every process; the process field names the command.
+    configure_logging(settings.log_format, settings.log_level, ctx.invoked_subcommand or "cli")
     for noisy in ("alembic", "httpx", "rq.worker"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -503,3 +508,8 @@ def export_cmd(
         finally:
             if output:
                 out.close()
+
+
+from gateway.outage_cli import outage  # noqa: E402  (its own module: planned outages)
+
+cli.add_command(outage)

@@ -76,8 +76,8 @@ class Supervisor:
         self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.stopping = False
 
-    def start(self, name: str, argv: list[str]) -> None:
-        proc = subprocess.Popen(argv, cwd=PROJECT_ROOT, env=os.environ.copy())
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        proc = subprocess.Popen(argv, cwd=PROJECT_ROOT, env={**os.environ, **(env or {})})
         self.children.append((name, proc))
 
     def start_redis(self) -> None:
@@ -134,6 +134,15 @@ class Supervisor:
                 proc.kill()
 
 
+def metrics_env(settings: Settings) -> dict[str, str]:
+    """Prometheus multiprocess mode for gunicorn's workers: each writes its HTTP counters to
+    files in a directory emptied at every start, and any of them sums them on a scrape."""
+    directory = settings.path("metrics")
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True, exist_ok=True)
+    return {"PROMETHEUS_MULTIPROC_DIR": str(directory)}
+
+
 def _http_ok(url: str) -> bool:
     try:
         return httpx.get(url, timeout=1.0).status_code == 200
@@ -187,6 +196,7 @@ def run(settings: Settings) -> int:
                 "warning",
                 "wsgi:app",
             ],
+            env=metrics_env(settings),
         )
         sup.start("relay", [py, "-m", "gateway", "relay"])
         for n in range(max(1, settings.workers)):

@@ -79,6 +79,14 @@ class Settings:
     webhook_max_age_seconds: float
     webhook_timeout: float
     events_settle_seconds: float
+    log_format: str
+    log_level: str
+    log_requests: bool
+    health_timeout: float
+    health_cache_seconds: float
+    notice_cache_seconds: float
+    notice_lead_hours: float
+    metrics_cache_seconds: float
 
     @property
     def data_path(self) -> Path:

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from gateway.api.auth import current_principal
+from gateway.api.notices import notices_json, submission_notices, warn
 from gateway.domain.errors import MalformedRequest, NotFound, Violation
 from gateway.domain.statuses import DeclarationStatus, Phase
 from gateway.persistence import repository as repo
@@ -71,7 +72,11 @@ def submit() -> tuple[Response, int]:
     acc = declare(
         _rt(), principal.org_id, request.get_data(cache=False), request.content_type or "", key
     )
-    resp = jsonify(_accepted_body(acc))
+    body = _accepted_body(acc)
+    notices = submission_notices(acc.message_id)  # planned outages ahead: say so
+    body["notices"] = notices_json(notices)
+    resp = jsonify(body)
+    warn(resp, notices)
     resp.headers["Location"] = _links(acc.declarations[0].id)["self"]
     return resp, 200 if acc.replayed else 202
 

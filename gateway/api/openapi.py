@@ -197,15 +197,18 @@ def document() -> dict[str, Any]:
                 )
             },
             "/api/v1/openapi.json": {"get": _op("This document", "200", auth=False, errors=())},
-            "/healthz": {
-                "get": _op("Liveness: the database answers", "200", auth=False, errors=("503",))
-            },
+            "/healthz": {"get": _op("Liveness: the process answers", "200", auth=False, errors=())},
             "/readyz": {
                 "get": _op(
-                    "Readiness: database and Redis answer", "200", auth=False, errors=("503",)
+                    "Readiness: database, Redis and each authority (or its planned outage); "
+                    "503 names the parts that failed",
+                    "200",
+                    auth=False,
+                    errors=("503",),
                 )
             },
             **webhook_paths(),
+            **_operating_paths(),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -243,3 +246,52 @@ def document() -> dict[str, Any]:
 def openapi() -> Response:
     """The OpenAPI 3.1 document of this API."""
     return jsonify(document())
+
+
+NOTICE_ID = [{"name": "notice_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+OUTAGE_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["authority", "start", "end"],
+                "properties": {
+                    "authority": {"enum": ["customs", "inspection", "port"]},
+                    "start": {"type": "string", "format": "date-time"},
+                    "end": {"type": "string", "format": "date-time"},
+                    "note": {"type": "string", "maxLength": 500},
+                },
+            }
+        }
+    },
+}
+
+
+def _operating_paths() -> dict[str, Any]:
+    """Metrics, planned outage notices and their admin API."""
+    metrics = _op("Prometheus metrics (text exposition)", "200", auth=False, errors=())
+    metrics["responses"]["200"]["content"] = {"text/plain": {"schema": {"type": "string"}}}
+    return {
+        "/metrics": {"get": metrics},
+        "/api/v1/notices": {
+            "get": _op("Upcoming and active planned outages of the authorities", "200", errors=())
+        },
+        "/api/v1/admin/outages": {
+            "get": _op("Every planned outage notice (admin)", "200", errors=("403",)),
+            "post": _op(
+                "Announce a planned outage of an authority (admin)",
+                "201",
+                body=OUTAGE_BODY,
+                errors=("400", "403"),
+            ),
+        },
+        "/api/v1/admin/outages/{notice_id}": {
+            "delete": _op(
+                "Cancel a notice; what it held goes out now (admin)",
+                "200",
+                params=NOTICE_ID,
+                errors=("403", "404"),
+            )
+        },
+    }

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-import logging
+from rq import get_current_job
 
 from gateway.bootstrap import runtime
+from gateway.logs import bound
 from gateway.services.deliver import deliver
 from gateway.settings import load_settings
 
-log = logging.getLogger(__name__)
+
+def _request_id() -> str | None:
+    """The request that rang for this job (its meta), when it was enqueued by one."""
+    job = get_current_job()
+    return (job.meta or {}).get("request_id") if job is not None else None
 
 
 def deliver_job(dispatch_id: str) -> str:
     """Deliver ``dispatch_id``; the result string is for logs only, never business state."""
-    outcome = deliver(runtime(load_settings()), dispatch_id)
-    log.info("dispatch %s: %s (attempt %s)", dispatch_id, outcome.result, outcome.attempt)
-    return outcome.result
+    with bound(request_id=_request_id(), dispatch_id=dispatch_id):
+        return deliver(runtime(load_settings()), dispatch_id).result

@@ -19,6 +19,7 @@ from gateway.bootstrap import delivery_queue, enqueue_deliveries, runtime
 from gateway.jobs.webhooks import webhook_pass
 from gateway.persistence import repository as repo
 from gateway.persistence.database import get_engine
+from gateway.services.outages import hold_due
 from gateway.services.poll import POLLED_AUTHORITIES, poll_all
 from gateway.settings import Settings
 
@@ -45,6 +46,7 @@ def relay_once(settings: Settings) -> int:
     every dispatch whose delivery lease expired; returns how many were enqueued."""
     engine = get_engine(settings.db_url)
     at = repo.now()
+    hold_due(engine, at)  # planned outages: what would go to a closed authority waits
     with engine.connect() as conn:
         due = repo.due_dispatch_ids(conn, at, BATCH)
     if not due:

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 
+from gateway.logs import current_request_id
 from gateway.persistence import tables as t
 
 
@@ -294,9 +295,11 @@ _DISPATCH_DEFAULTS = {
 
 def insert_dispatches(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Insert dispatch rows; every row gets every column (an executemany takes the first
-    row's keys for all of them, which would silently drop a later row's payload)."""
+    row's keys for all of them, which would silently drop a later row's payload). Each
+    remembers the request that caused it (the log context), so its delivery logs say so."""
     if rows:
-        conn.execute(insert(t.dispatches), [{**_DISPATCH_DEFAULTS, **r} for r in rows])
+        caused_by = {"request_id": current_request_id()}
+        conn.execute(insert(t.dispatches), [{**_DISPATCH_DEFAULTS, **caused_by, **r} for r in rows])
 
 
 def due_dispatch_ids(conn: Connection, at: datetime, limit: int) -> list[str]:

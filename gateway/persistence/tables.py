@@ -182,6 +182,7 @@ dispatches = Table(
     Column("last_error", Text),
     Column("sent_at", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("request_id", String(64)),  # the request that caused it, for its log lines
     Index(
         "uq_dispatches_message_authority_kind",
         "message_id",
@@ -320,4 +321,32 @@ webhook_attempts = Table(
     Column("error", Text),
     Column("duration_ms", Integer, nullable=False),
     UniqueConstraint("delivery_id", "attempt"),
+)
+
+# Planned outages of an authority announced by an operator: users see them, and deliveries to
+# that authority wait for the window to end.
+outage_notices = Table(
+    "outage_notices",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("authority", String(20), nullable=False),
+    Column("starts_at", DateTime(timezone=True), nullable=False),
+    Column("ends_at", DateTime(timezone=True), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("created_by", String(120), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("cancelled_at", DateTime(timezone=True)),
+    Index("ix_outage_notices_ends_at", "ends_at"),
+)
+
+# Metrics count these at scrape time (GROUP BY); covering indexes keep that an index scan
+# instead of reading every row (receipts and dispatches carry their XML bytes).
+Index("ix_declarations_type_status", declarations.c.type, declarations.c.status)
+Index("ix_receipts_authority_code", receipts.c.authority, receipts.c.return_status)
+Index(
+    "ix_dispatches_authority_kind_state",
+    dispatches.c.authority,
+    dispatches.c.kind,
+    dispatches.c.state,
+    dispatches.c.attempts,
 )

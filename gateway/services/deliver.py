@@ -7,23 +7,27 @@ attempt that holds the claim may record the outcome.
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from gateway.domain.errors import RetryableAuthorityError, TerminalAuthorityError
+from gateway.logs import bind, bound, current_request_id
 from gateway.persistence import repository as repo
+from gateway.services.outages import hold_for_outage
 from gateway.services.runtime import Runtime
 from gateway.services.status import refresh_status
 
+log = logging.getLogger(__name__)
 KIND_TEXT = {"declaration": "message", "manifest": "manifest", "release": "release"}
 
 
 @dataclass(frozen=True)
 class DeliveryOutcome:
     dispatch_id: str
-    result: str  # sent | retry | failed | skipped
+    result: str  # sent | retry | failed | skipped | held
     attempt: int | None = None
     error: str | None = None
 
@@ -35,14 +39,37 @@ def backoff(rt: Runtime, attempt: int) -> float:
 
 
 def deliver(rt: Runtime, dispatch_id: str) -> DeliveryOutcome:
-    """Send the dispatch if it is ours to send; safe to run twice or concurrently."""
+    """Send the dispatch if it is ours to send; safe to run twice or concurrently. Its log
+    lines carry the dispatch id and the request that caused it."""
+    with bound(dispatch_id=dispatch_id):
+        outcome = _deliver(rt, dispatch_id)
+        log.info(
+            "dispatch %s: %s (attempt %s)%s",
+            dispatch_id,
+            outcome.result,
+            outcome.attempt,
+            f": {outcome.error}" if outcome.error else "",
+        )
+        return outcome
+
+
+def _deliver(rt: Runtime, dispatch_id: str) -> DeliveryOutcome:
     at = repo.now()
     with rt.engine.begin() as conn:
+        dispatch = repo.get_dispatch(conn, dispatch_id)
+        if dispatch is None:
+            return DeliveryOutcome(dispatch_id, "skipped")
+        # The outer ``bound`` resets the context, so this bind needs no unbind of its own.
+        bind(
+            request_id=current_request_id() or dispatch["request_id"],
+            declaration_id=dispatch["declaration_id"],
+            message_id=dispatch["message_id"],
+        )
+        if hold_for_outage(conn, dispatch, at) is not None:
+            return DeliveryOutcome(dispatch_id, "held")  # no attempt: it goes out at the end
         attempt = repo.claim_dispatch(conn, dispatch_id, at, timedelta(seconds=rt.lease_seconds))
         if attempt is None:
             return DeliveryOutcome(dispatch_id, "skipped")
-        dispatch = repo.get_dispatch(conn, dispatch_id)
-        assert dispatch is not None
         message = repo.get_message(conn, dispatch["message_id"])
         assert message is not None
         own = dispatch["kind"] == "declaration"
