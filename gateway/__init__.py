@@ -30,4 +30,9 @@ def create_app(
         app.register_blueprint(module.bp)
     app.register_blueprint(receipts.port_bp)
     app.register_blueprint(declarations.summaries)
+    from gateway import web
+    from gateway.api import trace
+
+    app.register_blueprint(trace.bp)
+    web.init_app(app, settings)
     return app

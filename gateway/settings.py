@@ -74,6 +74,7 @@ class Settings:
     sandbox_hold_rate: float
     sandbox_match_mode: str
     sandbox_match_timeout: float
+    web_secret: str
 
     @property
     def data_path(self) -> Path:
