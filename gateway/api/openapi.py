@@ -134,7 +134,9 @@ def document() -> dict[str, Any]:
                 "get": _op(
                     "How many of your declarations have each status (same filters)",
                     "200",
-                    params=[p for p in LIST_FILTERS if p["name"] not in ("limit", "cursor")],
+                    params=[
+                        p for p in LIST_FILTERS if p["name"] not in ("status", "limit", "cursor")
+                    ],
                     errors=("422",),
                 )
             },
