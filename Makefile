@@ -23,14 +23,16 @@ run: $(VENV)/.installed ## Start gateway, worker, relay, sandbox and Redis (embe
 	$(PY) -m gateway run
 
 # Debian tools some tests use: xmlsec1 (an independent XML-DSig implementation),
-# SoftHSM2 (a PKCS#11 token standing in for a broker's USB key) and PostgreSQL (the production
-# database path). Installed when we are root
+# SoftHSM2 (a PKCS#11 token standing in for a broker's USB key), PostgreSQL (the production
+# database path) and Chromium with a CJK font (the dashboard's browser tests; playwright
+# drives Debian's chromium, it never downloads a browser). Installed when we are root
 # on a Debian-like machine; otherwise those tests skip and say why.
-system-deps: ## Install xmlsec1, SoftHSM2 and PostgreSQL when missing (root + apt only)
+system-deps: ## Install xmlsec1, SoftHSM2, PostgreSQL and Chromium when missing (root + apt only)
 	@missing=""; \
 	command -v xmlsec1 >/dev/null || missing="$$missing xmlsec1"; \
 	command -v softhsm2-util >/dev/null || missing="$$missing softhsm2"; \
 	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null || missing="$$missing chromium fonts-wqy-zenhei"; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "installing:$$missing"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \

@@ -39,4 +39,9 @@ def create_app(
     app.register_blueprint(webhooks.events_bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(notices.bp)
+    from gateway import web
+    from gateway.api import trace
+
+    app.register_blueprint(trace.bp)
+    web.init_app(app, settings)
     return app

@@ -66,12 +66,13 @@ _GUID = re.compile(r"[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12
 _SHARED = ("ORD202611230001", "LN202611230001", "PAY2026112309301234567", "COP202611230001")
 
 
-def fresh_parcel() -> dict[str, bytes]:
+def fresh_parcel(buyer_id: str | None = None) -> dict[str, bytes]:
     """One parcel's four documents (order, payment, waybill, inventory list) whose shared
-    numbers match each other (三单对碰) and are new, with new guids everywhere."""
+    numbers match each other (三单对碰) and are new, with new guids everywhere, bought by
+    a new synthetic buyer (or ``buyer_id``)."""
     tag = uuid.uuid4().hex[:10].upper()
     replacements = {old: f"{old[:3]}{tag}{i}" for i, old in enumerate(_SHARED)}
-    replacements[EXAMPLE_BUYER_ID] = synthetic_id_number()
+    replacements[EXAMPLE_BUYER_ID] = buyer_id or synthetic_id_number()
     out = {}
     for message_type in PARCEL_TYPES:
         text = (PROJECT_ROOT / "examples" / f"{message_type}.xml").read_text(encoding="utf-8")

@@ -206,6 +206,7 @@ def run(settings: Settings) -> int:
         print(
             f"""
   gateway    {base}   (health: {base}/healthz)
+  dashboard  {base}/dashboard/   (sign in with the API key below)
   sandbox    {sandbox}   (customs: {settings.customs_endpoint})
   redis      {settings.redis_url}
   database   {settings.db_url}

@@ -87,6 +87,7 @@ class Settings:
     notice_cache_seconds: float
     notice_lead_hours: float
     metrics_cache_seconds: float
+    web_secret: str
 
     @property
     def data_path(self) -> Path:

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from gateway.api.auth import current_principal
+from gateway.api.filters import list_query
 from gateway.api.notices import notices_json, submission_notices, warn
 from gateway.domain.errors import MalformedRequest, NotFound, Violation
 from gateway.domain.statuses import DeclarationStatus, Phase
@@ -185,39 +186,27 @@ def message(declaration_id: str) -> Response:
 
 @bp.get("")
 def list_all() -> Response:
-    """Declarations of the caller's organisation, newest first, with cursor pagination."""
+    """Declarations of the caller's organisation, newest first, filtered, cursor-paginated."""
     principal = current_principal(_rt())
-    status = request.args.get("status") or None
-    if status is not None and status not in DeclarationStatus.__members__.values():
-        raise MalformedRequest(
-            f"Unknown status {status!r}.",
-            violations=[
-                Violation(
-                    "?status",
-                    "query.status",
-                    "one of " + ", ".join(s.value for s in DeclarationStatus),
-                )
-            ],
-        )
-    try:
-        limit = max(1, min(200, int(request.args.get("limit", "50"))))
-    except ValueError:
-        raise MalformedRequest(
-            "limit must be a whole number.",
-            violations=[Violation("?limit", "query.limit", "a number from 1 to 200")],
-        ) from None
+    query = list_query(request.args)
     with _rt().engine.connect() as conn:
         rows = repo.list_declarations(
-            conn,
-            principal.org_id,
-            status=status,
-            message_type=request.args.get("type") or None,
-            before=request.args.get("cursor") or None,
-            limit=limit + 1,
+            conn, principal.org_id, before=query.cursor, limit=query.limit + 1, where=query.where
         )
-    items = [_summary(r) for r in rows[:limit]]
-    next_cursor = rows[limit - 1]["id"] if len(rows) > limit else None
+    items = [_summary(r) for r in rows[: query.limit]]
+    next_cursor = rows[query.limit - 1]["id"] if len(rows) > query.limit else None
     return jsonify({"items": items, "next_cursor": next_cursor})
+
+
+@bp.get("/counts")
+def counts() -> Response:
+    """How many of the caller's declarations have each status, under the same filters."""
+    principal = current_principal(_rt())
+    query = list_query(request.args)
+    with _rt().engine.connect() as conn:
+        found = repo.count_by_status(conn, principal.org_id, query.where)
+    by_status = {s.value: found.get(s.value, 0) for s in DeclarationStatus}
+    return jsonify({"total": sum(by_status.values()), "by_status": by_status})
 
 
 summaries = Blueprint("summaries", __name__, url_prefix="/api/v1/summaries")

@@ -40,6 +40,34 @@ SIGNED_ENVELOPE = {
         }
     },
 }
+
+
+def _query(name: str, description: str, **schema: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": {"type": "string", **schema},
+    }
+
+
+LIST_FILTERS = [
+    _query("status", "one or more statuses, comma-separated"),
+    _query("type", "a message type", pattern="^CEB[0-9]{3}$"),
+    _query("authority_status", "a receipt code any authority has now, e.g. 100, 800"),
+    _query("since", "created at or after: YYYY-MM-DD (China time) or ISO 8601"),
+    _query("until", "created before (a date: up to the end of that day, China time)"),
+    _query("code", "a registered code in the declaration (ebpCode, agentCode ...)"),
+    _query("q", "part of orderNo, logisticsNo, invtNo, preNo or copNo", maxLength=60),
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+    },
+    _query("cursor", "next_cursor of the previous page"),
+]
 ID = [{"name": "declaration_id", "in": "path", "required": True, "schema": {"type": "string"}}]
 
 
@@ -98,13 +126,38 @@ def document() -> dict[str, Any]:
                     ],
                 ),
                 "get": _op(
-                    "List your declarations, newest first",
+                    "List your declarations, newest first, filtered",
+                    "200",
+                    params=LIST_FILTERS,
+                    errors=("422",),
+                ),
+            },
+            "/api/v1/declarations/counts": {
+                "get": _op(
+                    "How many of your declarations have each status (same filters)",
                     "200",
                     params=[
-                        {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
-                        for n in ("status", "type", "limit", "cursor")
+                        p for p in LIST_FILTERS if p["name"] not in ("status", "limit", "cursor")
                     ],
-                ),
+                    errors=("422",),
+                )
+            },
+            "/api/v1/trace": {
+                "get": _op(
+                    "The whole chain of a parcel from any of its numbers",
+                    "200",
+                    params=[
+                        {
+                            "name": "q",
+                            "in": "query",
+                            "required": True,
+                            "description": "orderNo, logisticsNo, invtNo, preNo, copNo, "
+                            "payTransactionId or barCode",
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 60},
+                        }
+                    ],
+                    errors=("404", "422"),
+                )
             },
             "/api/v1/declarations/{declaration_id}": {
                 "get": _op(

@@ -10,6 +10,7 @@ translated into these at the edge that calls the library; none crosses a port.
         MalformedXml, ForbiddenXml, MalformedRequest
         PayloadTooLarge (413), UnsupportedMediaType (415), UnknownMessageType (415)
         SchemaInvalid (422), BusinessRuleViolation (422), IdempotencyKeyReused (422)
+        InvalidQuery (422): a bad filter or search parameter
       AuthenticationRequired (401), PermissionDenied (403)
       NotFound (404)
       DuplicateDeclaration (409)
@@ -195,3 +196,11 @@ class TerminalAuthorityError(GatewayError):
     status = 502
     type_slug = "authority-refused"
     title = "Authority refused the message"
+
+
+class InvalidQuery(InputError):
+    """A query parameter (a filter, a cursor, a search) with a value it cannot have."""
+
+    status = 422
+    type_slug = "invalid-query"
+    title = "Invalid query parameter"

@@ -7,10 +7,11 @@ accept path writes message, declarations, events and dispatches in one commit.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, String, and_, cast, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 
 from gateway.logs import current_request_id
@@ -259,23 +260,89 @@ def events_of(conn: Connection, declaration_id: str) -> list[RowMapping]:
     )
 
 
+def visible_to(org_id: str) -> Any:
+    """The one visibility predicate: which declarations an organisation may see."""
+    return t.declarations.c.org_id == org_id
+
+
+@dataclass(frozen=True)
+class DeclarationFilter:
+    """What a list of declarations is narrowed to (every field optional)."""
+
+    status: tuple[str, ...] = ()
+    message_type: str | None = None
+    authority_status: str | None = None  # a receipt code any authority currently has
+    since: datetime | None = None  # created at or after
+    until: datetime | None = None  # created before
+    code: str | None = None  # a registered code appearing in the declaration
+    q: str | None = None  # a substring of orderNo, logisticsNo, invtNo, preNo or copNo
+
+
+def _like(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _narrowed(stmt: Any, org_id: str, f: DeclarationFilter) -> Any:
+    d = t.declarations.c
+    stmt = stmt.where(visible_to(org_id))
+    if f.status:
+        stmt = stmt.where(d.status.in_(f.status))
+    if f.message_type:
+        stmt = stmt.where(d.type == f.message_type)
+    if f.authority_status:
+        stmt = stmt.where(
+            select(t.authority_statuses.c.declaration_id)
+            .where(
+                t.authority_statuses.c.declaration_id == d.id,
+                t.authority_statuses.c.code == f.authority_status,
+            )
+            .exists()
+        )
+    if f.since is not None:
+        stmt = stmt.where(d.created_at >= f.since)
+    if f.until is not None:
+        stmt = stmt.where(d.created_at < f.until)
+    if f.code:
+        # codes is a JSON list; its text holds each code quoted (codes are alphanumeric).
+        stmt = stmt.where(cast(d.codes, String).like(_like(f'"{f.code}"'), escape="\\"))
+    if f.q:
+        pattern = _like(f.q.upper())
+        columns = (d.order_no, d.logistics_no, d.invt_no, d.pre_no, d.cop_no)
+        stmt = stmt.where(or_(*(func.upper(c).like(pattern, escape="\\") for c in columns)))
+    return stmt
+
+
 def list_declarations(
     conn: Connection,
     org_id: str,
     *,
-    status: str | None,
-    message_type: str | None,
-    before: str | None,
-    limit: int,
+    status: str | None = None,
+    message_type: str | None = None,
+    before: str | None = None,
+    limit: int = 50,
+    where: DeclarationFilter | None = None,
 ) -> list[RowMapping]:
-    stmt = select(t.declarations).where(t.declarations.c.org_id == org_id)
+    f = where or DeclarationFilter()
     if status:
-        stmt = stmt.where(t.declarations.c.status == status)
+        f = replace(f, status=(status,))
     if message_type:
-        stmt = stmt.where(t.declarations.c.type == message_type)
+        f = replace(f, message_type=message_type)
+    stmt = _narrowed(select(t.declarations), org_id, f)
     if before:
         stmt = stmt.where(t.declarations.c.id < before)
     return list(conn.execute(stmt.order_by(t.declarations.c.id.desc()).limit(limit)).mappings())
+
+
+def count_by_status(
+    conn: Connection, org_id: str, where: DeclarationFilter | None = None
+) -> dict[str, int]:
+    """How many visible declarations have each status (the status filter itself ignored)."""
+    f = replace(where or DeclarationFilter(), status=())
+    stmt = _narrowed(select(t.declarations.c.status, func.count()), org_id, f).group_by(
+        t.declarations.c.status
+    )
+    return {r[0]: int(r[1]) for r in conn.execute(stmt)}
 
 
 def get_message(conn: Connection, message_id: str) -> RowMapping | None:

@@ -127,6 +127,10 @@ declarations = Table(
     Index("ix_declarations_business_key", "business_key"),
     Index("ix_declarations_logistics_no", "logistics_no"),
     Index("ix_declarations_invt_no", "invt_no"),
+    # The dashboard's search, action-needed view and trace look these up.
+    Index("ix_declarations_order_no", "order_no"),
+    Index("ix_declarations_pre_no", "pre_no"),
+    Index("ix_declarations_cop_no", "cop_no"),
     # Declare once: one open (not rejected, not cancelled) declaration per business key.
     Index(
         "uq_declarations_open_business_key",

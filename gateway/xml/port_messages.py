@@ -112,7 +112,8 @@ def read_port_events(root: etree._Element) -> list[PortEvent]:
                 c.findtext(f"{_Q}billNo"),
                 c.findtext(f"{_Q}invtNo"),
                 port_code,
-                at if at.tzinfo else at.replace(tzinfo=UTC),
+                # in UTC: SQLite keeps a time's wall clock and drops its offset
+                (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC),
             )
         )
     return events

@@ -184,7 +184,7 @@ def test_a_declaration_needs_a_key_and_is_visible_only_by_its_id(stack: Stack):
         bad_filter = client.get("/api/v1/declarations", params={"status": "nonsense"})
     assert missing.status_code == 404 and missing.json()["type"].endswith("not-found")
     assert listed.status_code == 200 and len(listed.json()["items"]) <= 2
-    assert bad_filter.status_code == 400
+    assert bad_filter.status_code == 422 and bad_filter.json()["errors"][0]["path"] == "?status"
 
 
 def test_health_and_readiness(stack: Stack):
