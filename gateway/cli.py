@@ -64,10 +64,11 @@ def gen_keys_cmd() -> None:
 )
 def create_org_cmd(name: str, codes: str, dxp_id: str, role: str) -> None:
     """Create an organisation and print a new API key (shown once, stored hashed)."""
+    from gateway.cli_privacy import operator
     from gateway.provisioning import create_org
 
     org_id, key = create_org(
-        load_settings(), name, [c.strip() for c in codes.split(",")], dxp_id, role
+        load_settings(), name, [c.strip() for c in codes.split(",")], dxp_id, role, actor=operator()
     )
     click.echo(json.dumps({"org_id": org_id, "api_key": key}))
 
@@ -284,7 +285,18 @@ def keys_generate(org: str, key_type: str) -> None:
 
     s = load_settings()
     engine = get_engine(s.db_url)
-    _print_key(generate_key(engine, s.keys_path, s.registered_path, _org_id(engine, org), key_type))
+    from gateway.cli_privacy import operator
+
+    _print_key(
+        generate_key(
+            engine,
+            s.keys_path,
+            s.registered_path,
+            _org_id(engine, org),
+            key_type,
+            actor=operator(),
+        )
+    )
 
 
 @keys.command("import")
@@ -329,6 +341,7 @@ def keys_import(
 ) -> None:
     """Register an existing key (PEM, PKCS#12 or a PKCS#11 token) as the org's active key.
     Passwords and PINs are never stored: name an environment variable or a file."""
+    from gateway.cli_privacy import operator
     from gateway.persistence.database import get_engine
     from gateway.services.keyring import register_key
 
@@ -378,6 +391,7 @@ def keys_import(
             _org_id(engine, org),
             provider,
             {k: v for k, v in config.items() if v is not None},
+            actor=operator(),
         )
     except Exception as exc:
         raise click.ClickException(str(exc)) from None
@@ -417,3 +431,9 @@ def keys_rotate(ctx: click.Context, org: str, key_type: str | None) -> None:
     ctx.invoke(
         keys_generate, org=org, key_type=key_type or (current[0].key_type if current else "rsa")
     )
+
+
+from gateway.cli_privacy import audit, data_keys  # noqa: E402
+
+cli.add_command(audit)
+cli.add_command(data_keys)

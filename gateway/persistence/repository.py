@@ -14,6 +14,7 @@ from sqlalchemy import Connection, and_, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 
 from gateway.persistence import tables as t
+from gateway.persistence.data_keys import ring_for
 
 
 def now() -> datetime:
@@ -34,7 +35,7 @@ def find_org_by_key_hash(conn: Connection, key_hash: str) -> RowMapping | None:
     """The organisation and role owning an unrevoked API key, or None."""
     row = (
         conn.execute(
-            select(t.organisations, t.api_keys.c.role)
+            select(t.organisations, t.api_keys.c.role, t.api_keys.c.id.label("key_id"))
             .join(t.api_keys, t.api_keys.c.org_id == t.organisations.c.id)
             .where(t.api_keys.c.key_hash == key_hash, t.api_keys.c.revoked_at.is_(None))
         )
@@ -166,6 +167,10 @@ def declarations_of_message(conn: Connection, message_id: str) -> list[RowMappin
 
 
 def insert_message(conn: Connection, **values: Any) -> None:
+    """Store a message; its raw and signed XML (personal data) are sealed at rest."""
+    ring = ring_for(conn)
+    for column in ("raw_xml", "signed_xml"):
+        values[column] = ring.seal(values[column], f"messages.{column}:{values['id']}")
     conn.execute(insert(t.messages).values(created_at=now(), **values))
 
 
@@ -277,8 +282,15 @@ def list_declarations(
     return list(conn.execute(stmt.order_by(t.declarations.c.id.desc()).limit(limit)).mappings())
 
 
-def get_message(conn: Connection, message_id: str) -> RowMapping | None:
-    return conn.execute(select(t.messages).where(t.messages.c.id == message_id)).mappings().first()
+def get_message(conn: Connection, message_id: str) -> dict[str, Any] | None:
+    """A message with its raw and signed XML opened: the exact bytes that were stored."""
+    row = conn.execute(select(t.messages).where(t.messages.c.id == message_id)).mappings().first()
+    if row is None:
+        return None
+    ring, out = ring_for(conn), dict(row)
+    for column in ("raw_xml", "signed_xml"):
+        out[column] = ring.open(row[column], f"messages.{column}:{message_id}")
+    return out
 
 
 # --- dispatches (the outbox) -------------------------------------------------------------
@@ -392,6 +404,10 @@ def receipt_seen(conn: Connection, fingerprint: str) -> bool:
 
 
 def insert_receipt(conn: Connection, **values: Any) -> None:
+    """Store a receipt; its XML is sealed at rest (bound to its fingerprint)."""
+    values["raw_xml"] = ring_for(conn).seal(
+        values["raw_xml"], f"receipts.raw_xml:{values['fingerprint']}"
+    )
     conn.execute(insert(t.receipts).values(received_at=now(), **values))
 
 

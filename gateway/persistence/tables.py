@@ -269,3 +269,26 @@ receipts = Table(
     Column("raw_xml", LargeBinary, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
 )
+
+# The audit trail (gateway/domain/audit.py): append-only, hash-chained. Appends serialize on
+# the one audit_head row (seq = entries so far), updated first in the appending transaction.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", String(32), nullable=False),  # ISO 8601 UTC, microseconds: hashed as is
+    Column("actor", JSON, nullable=False),  # {kind, id, key_id?, role?}
+    Column("action", String(60), nullable=False),
+    Column("objects", JSON, nullable=False),  # ids of what was acted on
+    Column("details", JSON, nullable=False),  # never personal data
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_log_action", "action"),
+)
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # always 1
+    Column("seq", Integer, nullable=False),
+)
