@@ -29,6 +29,9 @@ def _exit_quietly_on_signals() -> None:
 def cli() -> None:
     """Single-window clearance gateway."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from gateway.log_redaction import install_log_redaction
+
+    install_log_redaction()
     for noisy in ("alembic", "httpx", "rq.worker"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

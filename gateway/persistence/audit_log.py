@@ -11,43 +11,47 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from gateway.domain.audit import GENESIS, Actor, AuditEntry, StoredEntry
 from gateway.persistence import tables as t
 
+# Built once: the append runs on every declaration and receipt, so no per-call SQL building.
+_CLAIM = (
+    update(t.audit_head)
+    .where(t.audit_head.c.id == 1)
+    .values(seq=t.audit_head.c.seq + 1)
+    .returning(t.audit_head.c.seq)
+)
+_PREVIOUS = (
+    select(t.audit_log.c.hash)
+    .where(t.audit_log.c.seq < bindparam("seq"))
+    .order_by(t.audit_log.c.seq.desc())
+    .limit(1)
+)
+_INSERT = insert(t.audit_log)
+
 
 def claim_next(conn: Connection) -> tuple[int, str]:
     """Take the chain head for this transaction: (the new entry's seq, the previous hash)."""
-    seq = int(
-        conn.execute(
-            update(t.audit_head)
-            .where(t.audit_head.c.id == 1)
-            .values(seq=t.audit_head.c.seq + 1)
-            .returning(t.audit_head.c.seq)
-        ).scalar_one()
-    )
-    prev = conn.execute(
-        select(t.audit_log.c.hash)
-        .where(t.audit_log.c.seq < seq)
-        .order_by(t.audit_log.c.seq.desc())
-        .limit(1)
-    ).scalar()
+    seq = int(conn.execute(_CLAIM).scalar_one())
+    prev = conn.execute(_PREVIOUS, {"seq": seq}).scalar()
     return seq, str(prev) if prev else GENESIS
 
 
 def insert_entry(conn: Connection, entry: AuditEntry, prev_hash: str, hash_: str) -> None:
     conn.execute(
-        insert(t.audit_log).values(
-            seq=entry.seq,
-            at=entry.at,
-            actor=entry.actor.as_dict(),
-            action=entry.action,
-            objects=list(entry.objects),
-            details=dict(entry.details),
-            prev_hash=prev_hash,
-            hash=hash_,
-        )
+        _INSERT,
+        {
+            "seq": entry.seq,
+            "at": entry.at,
+            "actor": entry.actor.as_dict(),
+            "action": entry.action,
+            "objects": list(entry.objects),
+            "details": dict(entry.details),
+            "prev_hash": prev_hash,
+            "hash": hash_,
+        },
     )
 
 

@@ -59,3 +59,21 @@ def test_a_masked_copy_hides_every_personal_field_and_leaves_the_rest() -> None:
     assert second.findtext(f"{_Q}buyerIdNumber") == "11010519491231002X"  # kept whole
     original = root.find(f"{_Q}Inventory/{_Q}InventoryHead/{_Q}buyerIdNumber")
     assert original is not None and original.text == "11010519491231002X"  # copy only
+
+
+def test_log_lines_and_tracebacks_lose_id_and_phone_numbers(caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    from gateway.log_redaction import install_log_redaction
+
+    install_log_redaction()
+    log = logging.getLogger("gateway.test")
+    with caplog.at_level(logging.INFO, logger="gateway.test"):
+        log.info("buyer %s phone %s", "11010519491231002X", "13800138000")
+        try:
+            raise ValueError("bad id 11010519491231002X")
+        except ValueError:
+            log.exception("failed for %s", "13800138000")
+    text = caplog.text + "".join(r.exc_text or "" for r in caplog.records)
+    assert "11010519491231002X" not in text and "13800138000" not in text
+    assert "110105********002X" in text and "138****8000" in text
