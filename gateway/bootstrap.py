@@ -113,7 +113,7 @@ def build_runtime(settings: Settings) -> Runtime:
     """Everything the use cases need, loaded once: keys, trust stores, clients, engine."""
     queue = delivery_queue(settings)
     engine = get_engine(settings.db_url)
-    bind(engine, data_key_ring(settings))
+    bind(engine, data_key_ring(settings), reload=lambda: data_key_ring(settings))
 
     def ring(dispatch_ids: list[str]) -> None:
         if not dispatch_ids:

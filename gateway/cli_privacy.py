@@ -16,6 +16,8 @@ from gateway.settings import Settings, load_settings
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from gateway.persistence.data_keys import DataKeyRing
+
 
 def operator() -> Actor:
     """The operator at this terminal, as the audit trail names them."""
@@ -26,14 +28,24 @@ def operator() -> Actor:
     return Actor("operator", f"cli:{user}")
 
 
+def _ring(settings: Settings) -> DataKeyRing:
+    """The configured data keys, or a clear error instead of a traceback."""
+    from gateway.bootstrap import data_key_ring
+    from gateway.persistence.data_keys import DataKeyError
+
+    try:
+        return data_key_ring(settings)
+    except DataKeyError as exc:
+        raise click.ClickException(f"data keys: {exc}") from None
+
+
 def _engine(settings: Settings) -> Engine:
     """The database, with the data keys bound (reads and writes seal and open through them)."""
-    from gateway.bootstrap import data_key_ring
     from gateway.persistence.data_keys import bind
     from gateway.persistence.database import get_engine
 
     engine = get_engine(settings.db_url)
-    bind(engine, data_key_ring(settings))
+    bind(engine, _ring(settings))
     return engine
 
 
@@ -108,11 +120,10 @@ def data_keys() -> None:
 @data_keys.command("status")
 def data_keys_status() -> None:
     """The configured key ids (first seals) and what each stored blob is sealed under."""
-    from gateway.bootstrap import data_key_ring
     from gateway.services.data_keys import key_usage
 
     s = load_settings()
-    ring = data_key_ring(s)
+    ring = _ring(s)
     source = "GATEWAY_DATA_KEYS" if s.data_keys.strip() else str(s.data_keys_file)
     click.echo(f"keys ({source}): " + ", ".join(k for k, _ in ring.keys) + "  (first seals)")
     for column, counts in key_usage(_engine(s)).items():
@@ -150,12 +161,16 @@ def data_keys_rotate() -> None:
 )
 def data_keys_reencrypt(scrub: bool) -> None:
     """Seal every stored blob not under the first key (plaintext rows included) with it."""
-    from gateway.bootstrap import data_key_ring
     from gateway.services.data_keys import reencrypt, scrub_sqlite
 
     s = load_settings()
     engine = _engine(s)
-    done = reencrypt(engine, data_key_ring(s), operator())
+    from gateway.persistence.data_keys import DataKeyError
+
+    try:
+        done = reencrypt(engine, _ring(s), operator())
+    except DataKeyError as exc:  # a blob under a key no longer configured
+        raise click.ClickException(f"data keys: {exc}") from None
     for column in ("messages.raw_xml", "messages.signed_xml", "receipts.raw_xml"):
         click.echo(f"  {column:<20} resealed {done.get(column, 0)}")
     if scrub and scrub_sqlite(engine):

@@ -114,16 +114,19 @@ def document() -> dict[str, Any]:
             },
             "/api/v1/declarations/{declaration_id}/signed": {
                 "get": _op(
-                    "The exact signed XML transmitted",
+                    "The exact signed XML transmitted (declarant and its broker only: 403 for "
+                    "other parties, as it carries personal data and cannot be masked)",
                     "200",
                     params=ID,
-                    errors=("404",),
+                    errors=("403", "404"),
                     ok_type="application/xml",
                 )
             },
             "/api/v1/declarations/{declaration_id}/message": {
                 "get": _op(
-                    "The message as declared (XML, or JSON by Accept)",
+                    "The message as declared (XML, or JSON by Accept); personal data masked "
+                    "unless you are the declarant or its broker (header X-Personal-Data: "
+                    "whole | masked)",
                     "200",
                     params=ID,
                     errors=("404",),

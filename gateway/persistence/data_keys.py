@@ -17,6 +17,7 @@ import binascii
 import os
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -65,6 +66,9 @@ class DataKeyRing:
             except (binascii.Error, ValueError):
                 raise DataKeyError(f"data key {kid} is not valid base64") from None
         return cls(tuple(keys))
+
+    def knows(self, kid: str) -> bool:
+        return kid in self.__dict__["_ciphers"]
 
     @property
     def primary(self) -> str:
@@ -144,15 +148,22 @@ def prepend_key(key_file: Path) -> str:
 # --- the ring of each database, bound once per process ----------------------------------
 
 _RINGS: dict[str, DataKeyRing] = {}
+_RELOADERS: dict[str, Callable[[], DataKeyRing]] = {}
 
 
 def _url_key(engine: Engine) -> str:
     return engine.url.render_as_string(hide_password=False)
 
 
-def bind(engine: Engine, ring: DataKeyRing) -> None:
-    """Seal and open this database's blobs with ``ring`` (bootstrap calls this)."""
+def bind(
+    engine: Engine, ring: DataKeyRing, reload: Callable[[], DataKeyRing] | None = None
+) -> None:
+    """Seal and open this database's blobs with ``ring`` (bootstrap calls this); ``reload``
+    reads the configured ring again when a blob names a key this process has not seen (a
+    rotation by another process)."""
     _RINGS[_url_key(engine)] = ring
+    if reload is not None:
+        _RELOADERS[_url_key(engine)] = reload
 
 
 def ring_for(conn: Connection) -> DataKeyRing:
@@ -161,3 +172,14 @@ def ring_for(conn: Connection) -> DataKeyRing:
     if ring is None:
         raise DataKeyError("no data keys are loaded for this database (build the runtime first)")
     return ring
+
+
+def open_blob(conn: Connection, blob: bytes, context: str) -> bytes:
+    """Open a stored blob; a key id this process does not know yet reloads the ring once."""
+    ring = ring_for(conn)
+    kid = key_id_of(blob)
+    reload = _RELOADERS.get(_url_key(conn.engine))
+    if kid is not None and not ring.knows(kid) and reload is not None:
+        ring = reload()
+        _RINGS[_url_key(conn.engine)] = ring
+    return ring.open(blob, context)

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, and_, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 
 from gateway.persistence import tables as t
-from gateway.persistence.data_keys import ring_for
+from gateway.persistence.data_keys import open_blob, ring_for
 
 
 def now() -> datetime:
@@ -287,9 +287,9 @@ def get_message(conn: Connection, message_id: str) -> dict[str, Any] | None:
     row = conn.execute(select(t.messages).where(t.messages.c.id == message_id)).mappings().first()
     if row is None:
         return None
-    ring, out = ring_for(conn), dict(row)
+    out = dict(row)
     for column in ("raw_xml", "signed_xml"):
-        out[column] = ring.open(row[column], f"messages.{column}:{message_id}")
+        out[column] = open_blob(conn, row[column], f"messages.{column}:{message_id}")
     return out
 
 

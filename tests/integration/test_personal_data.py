@@ -15,7 +15,7 @@ from gateway import create_app
 from gateway.domain.audit import Actor
 from gateway.persistence import repository as repo
 from gateway.persistence import tables as t
-from gateway.persistence.data_keys import DataKeyRing, bind, key_id_of, new_key_line
+from gateway.persistence.data_keys import key_id_of, load_ring, prepend_key
 from gateway.provisioning import create_org, ensure_demo_org
 from gateway.services.data_keys import key_usage, reencrypt, scrub_sqlite
 from gateway.services.declare import declare
@@ -75,11 +75,12 @@ def test_rows_from_before_encryption_still_read_and_are_resealed_then_scrubbed(
         assert repo.get_message(conn, "msg_legacy")["raw_xml"] == body  # type: ignore[index]
     assert key_usage(runtime.engine)["messages.raw_xml"]["plaintext"] == 1
 
-    # Rotate: a new first key; the old key still opens what it sealed.
+    # Rotate (as the CLI does, in another process): a new first key in the key file, and
+    # every row resealed under it; this running gateway meets the new key id and reloads.
     declare(runtime, org_id, ceb621_for(synthetic_buyer(3)), "application/xml")
     old = key_usage(runtime.engine)["messages.raw_xml"]
-    rotated = DataKeyRing.parse(new_key_line() + "," + settings.data_keys_file.read_text())
-    bind(runtime.engine, rotated)
+    prepend_key(settings.data_keys_file)
+    rotated = load_ring("", settings.data_keys_file)
     done = reencrypt(runtime.engine, rotated, Actor("operator", "cli:test"))
     assert done["messages.raw_xml"] == done["messages.signed_xml"] == 2
     usage = key_usage(runtime.engine)["messages.raw_xml"]
