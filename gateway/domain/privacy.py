@@ -81,10 +81,11 @@ def sees_personal_data(
     return any(code and code in codes for code in agent_codes)
 
 
-# Free text (log lines, exception messages): an 18-character ID card number or an 11-digit
-# mainland mobile number standing on its own, not inside a longer run of digits.
+# Free text (log lines, exception messages, authorities' returnInfo): an 18-character ID card
+# number or an 11-digit mainland mobile number standing on its own, not inside a longer run
+# of letters and digits (so preNo, invtNo and our ids are never touched).
 _ID_CARD = re.compile(r"(?<![0-9A-Za-z])(\d{6})(\d{8})(\d{3}[\dXx])(?![0-9A-Za-z])")
-_MOBILE = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
+_MOBILE = re.compile(r"(?<![0-9A-Za-z])(1[3-9]\d)(\d{4})(\d{4})(?![0-9A-Za-z])")
 
 
 def redact_text(text: str) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 
+from gateway.domain.privacy import redact_text
 from gateway.persistence import tables as t
 from gateway.persistence.data_keys import open_blob, ring_for
 
@@ -184,9 +185,15 @@ def insert_authority_statuses(conn: Connection, rows: list[dict[str, Any]]) -> N
         conn.execute(insert(t.authority_statuses), rows)
 
 
+def _redacted(values: dict[str, Any], field: str) -> dict[str, Any]:
+    """Free text from authorities and errors: ID card and mobile numbers never stored."""
+    text = values.get(field)
+    return {**values, field: redact_text(text)} if isinstance(text, str) else values
+
+
 def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
-        conn.execute(insert(t.events), rows)
+        conn.execute(insert(t.events), [_redacted(r, "info") for r in rows])
 
 
 def get_declaration(
@@ -249,7 +256,7 @@ def update_authority_status(
             t.authority_statuses.c.declaration_id == declaration_id,
             t.authority_statuses.c.authority == authority,
         )
-        .values(updated_at=now(), **values)
+        .values(updated_at=now(), **_redacted(values, "info"))
     )
 
 
@@ -379,7 +386,7 @@ def finish_attempt(conn: Connection, dispatch_id: str, attempt: int, **values: A
             t.dispatches.c.attempts == attempt,
             t.dispatches.c.state == "sending",
         )
-        .values(**values)
+        .values(**_redacted(values, "last_error"))
     )
     return result.rowcount == 1
 

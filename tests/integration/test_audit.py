@@ -3,6 +3,7 @@ concurrent writers, and every kind of tampering caught at the entry where it hap
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -148,7 +149,7 @@ def test_tampering_is_caught_at_the_entry_where_it_happened(
 
 
 def test_eight_concurrent_writers_make_one_linear_chain(engine: Engine) -> None:
-    writers, each = 8, 40
+    writers, each = 8, int(os.environ.get("AUDIT_WRITES_EACH", "40"))  # T10: 1000
     errors: list[BaseException] = []
 
     def write(w: int) -> None:

@@ -3,6 +3,7 @@ linear chain (skipped when Debian's PostgreSQL binaries are not installed)."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 
@@ -27,7 +28,7 @@ def pg_engine() -> Iterator[Engine]:
 
 
 def test_eight_writers_on_postgresql_make_one_linear_chain(pg_engine: Engine) -> None:
-    writers, each = 8, 50
+    writers, each = 8, int(os.environ.get("AUDIT_WRITES_EACH", "50"))  # T10: 1000
     errors: list[BaseException] = []
 
     def write(w: int) -> None:

@@ -143,3 +143,31 @@ def test_only_the_declarant_and_its_broker_read_personal_data_whole(
     assert platform.get(base + "/signed").status_code == 403
     for path in ("", "/message", "/signed"):
         assert clients["outsider"].get(base + path).status_code == 404
+
+
+def test_free_text_from_authorities_is_stored_without_id_or_phone_numbers(
+    runtime: Runtime, org_id: str
+) -> None:
+    acc = declare(runtime, org_id, ceb621_for(synthetic_buyer(5)), "application/xml")
+    did, b = acc.declarations[0].id, synthetic_buyer(5)
+    said = f"订购人证件号码{b.id_number}与支付人不符，电话{b.phone} / id {b.id_number} mismatch"
+    with runtime.engine.begin() as conn:
+        repo.insert_events(
+            conn,
+            [
+                dict(
+                    declaration_id=did,
+                    at=repo.now(),
+                    kind="receipt",
+                    source="customs",
+                    status="rejected",
+                    code="100",
+                    info=said,
+                )
+            ],
+        )
+        repo.update_authority_status(conn, did, "customs", code="100", info=said)
+    with runtime.engine.connect() as conn:
+        stored = repo.events_of(conn, did)[-1]["info"] + repo.authority_rows(conn, did)[0]["info"]
+    assert b.id_number not in stored and b.phone not in stored
+    assert b.id_number[:6] + "********" + b.id_number[-4:] in stored
