@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from gateway.api.auth import hash_key, new_api_key
-from gateway.bootstrap import declarant_key_paths, gateway_key_paths
+from gateway.bootstrap import data_key_ring, declarant_key_paths, gateway_key_paths
 from gateway.domain.audit import Actor
 from gateway.persistence import repository as repo
 from gateway.persistence.database import get_engine
@@ -51,6 +51,7 @@ def ensure_keys(settings: Settings) -> list[Path]:
         settings.gateway_dxp_id,
         load_signing_key(*gateway_key_paths(settings)),
     )
+    data_key_ring(settings)  # the data key too, before the processes that share it start
     return made
 
 

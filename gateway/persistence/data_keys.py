@@ -123,13 +123,18 @@ def load_ring(configured: str, key_file: Path) -> DataKeyRing:
         return DataKeyRing.parse(configured)
     if not key_file.exists():
         key_file.parent.mkdir(parents=True, exist_ok=True)
+        # Written whole under a private name, then linked into place: a process starting at
+        # the same moment sees either no file or a complete one, never an empty one.
+        tmp = key_file.with_name(f".{key_file.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(new_key_line() + "\n")
         try:
-            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.link(tmp, key_file)
         except FileExistsError:  # another process made it first: use theirs
             pass
-        else:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(new_key_line() + "\n")
+        finally:
+            tmp.unlink()
     return DataKeyRing.parse(key_file.read_text())
 
 

@@ -107,3 +107,23 @@ def test_sealing_10_kb_costs_microseconds() -> None:
         r.open(r.seal(XML, "messages.raw_xml:msg_1"), "messages.raw_xml:msg_1")
     per_op = (time.perf_counter() - start) / n
     assert per_op < 0.001, per_op  # seal + open of 10 KB, generously bounded
+
+
+def test_processes_starting_together_agree_on_one_default_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    path, rings, errors = tmp_path / "data-keys", [], []
+
+    def start() -> None:
+        try:
+            rings.append(load_ring("", path))
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(16)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors and len({r.primary for r in rings}) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["data-keys"]  # no temp file left
