@@ -15,6 +15,7 @@ def create_app(
     """Build the WSGI app; the runtime (keys, engine, clients) loads on first use."""
     from gateway.api import declarations, health, openapi, problems, receipts, validate
     from gateway.bootstrap import redis_connection, runtime
+    from gateway.log_redaction import install_log_redaction
 
     settings = settings or load_settings()
     from gateway.api import instrument, metrics, notices  # operating it: ids, metrics, outages
@@ -29,6 +30,7 @@ def create_app(
     app.extensions["gateway.redis"] = lambda: redis_connection(settings)
     instrument.init_app(app, settings.log_requests)  # request id, metrics: first in line
     problems.init_app(app)
+    install_log_redaction()  # personal data never reaches a log line
     for module in (declarations, receipts, validate, health, openapi):
         app.register_blueprint(module.bp)
     app.register_blueprint(receipts.port_bp)

@@ -22,6 +22,7 @@ from adapters.transport import HttpTransport
 from gateway.domain.routing import RoutingRules
 from gateway.domain.tax import TaxRates
 from gateway.logs import current_request_id
+from gateway.persistence.data_keys import DataKeyRing, bind, load_ring
 from gateway.persistence.database import get_engine
 from gateway.services.keyring import KeyRing
 from gateway.services.runtime import Runtime
@@ -108,10 +109,16 @@ def _gateway_signer(settings: Settings) -> Callable[[etree._Element], bytes]:
     return sign
 
 
+def data_key_ring(settings: Settings) -> DataKeyRing:
+    """The keys personal data is sealed with: configured, or kept in the data dir."""
+    return load_ring(settings.data_keys, settings.data_keys_file)
+
+
 def build_runtime(settings: Settings) -> Runtime:
     """Everything the use cases need, loaded once: keys, trust stores, clients, engine."""
     queue = delivery_queue(settings)
     engine = get_engine(settings.db_url)
+    bind(engine, data_key_ring(settings), reload=lambda: data_key_ring(settings))
 
     def ring(dispatch_ids: list[str]) -> None:
         if not dispatch_ids:

@@ -38,6 +38,9 @@ def cli(ctx: click.Context) -> None:
     settings = load_settings()
     # JSON lines (or plain) for every process; the process field names the command.
     configure_logging(settings.log_format, settings.log_level, ctx.invoked_subcommand or "cli")
+    from gateway.log_redaction import install_log_redaction
+
+    install_log_redaction()
     for noisy in ("alembic", "httpx", "rq.worker"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -73,10 +76,11 @@ def gen_keys_cmd() -> None:
 )
 def create_org_cmd(name: str, codes: str, dxp_id: str, role: str) -> None:
     """Create an organisation and print a new API key (shown once, stored hashed)."""
+    from gateway.cli_privacy import operator
     from gateway.provisioning import create_org
 
     org_id, key = create_org(
-        load_settings(), name, [c.strip() for c in codes.split(",")], dxp_id, role
+        load_settings(), name, [c.strip() for c in codes.split(",")], dxp_id, role, actor=operator()
     )
     click.echo(json.dumps({"org_id": org_id, "api_key": key}))
 
@@ -327,7 +331,18 @@ def keys_generate(org: str, key_type: str) -> None:
 
     s = load_settings()
     engine = get_engine(s.db_url)
-    _print_key(generate_key(engine, s.keys_path, s.registered_path, _org_id(engine, org), key_type))
+    from gateway.cli_privacy import operator
+
+    _print_key(
+        generate_key(
+            engine,
+            s.keys_path,
+            s.registered_path,
+            _org_id(engine, org),
+            key_type,
+            actor=operator(),
+        )
+    )
 
 
 @keys.command("import")
@@ -372,6 +387,7 @@ def keys_import(
 ) -> None:
     """Register an existing key (PEM, PKCS#12 or a PKCS#11 token) as the org's active key.
     Passwords and PINs are never stored: name an environment variable or a file."""
+    from gateway.cli_privacy import operator
     from gateway.persistence.database import get_engine
     from gateway.services.keyring import register_key
 
@@ -421,6 +437,7 @@ def keys_import(
             _org_id(engine, org),
             provider,
             {k: v for k, v in config.items() if v is not None},
+            actor=operator(),
         )
     except Exception as exc:
         raise click.ClickException(str(exc)) from None
@@ -513,3 +530,9 @@ def export_cmd(
 from gateway.outage_cli import outage  # noqa: E402  (its own module: planned outages)
 
 cli.add_command(outage)
+
+
+from gateway.cli_privacy import audit, data_keys  # noqa: E402
+
+cli.add_command(audit)
+cli.add_command(data_keys)

@@ -6,11 +6,13 @@ import os
 from pathlib import Path
 
 from gateway.api.auth import hash_key, new_api_key
-from gateway.bootstrap import declarant_key_paths, gateway_key_paths
+from gateway.bootstrap import data_key_ring, declarant_key_paths, gateway_key_paths
+from gateway.domain.audit import Actor
 from gateway.persistence import repository as repo
 from gateway.persistence.database import get_engine
 from gateway.persistence.ids import new_id
 from gateway.persistence.migrate import upgrade
+from gateway.services import audit
 from gateway.services.keyring import list_keys, publish_certificate, register_key
 from gateway.settings import Settings
 from signing.keys import generate_test_identity, load_signing_key
@@ -49,6 +51,7 @@ def ensure_keys(settings: Settings) -> list[Path]:
         settings.gateway_dxp_id,
         load_signing_key(*gateway_key_paths(settings)),
     )
+    data_key_ring(settings)  # the data key too, before the processes that share it start
     return made
 
 
@@ -65,6 +68,8 @@ def create_org(
     dxp_id: str,
     role: str = "broker",
     api_key: str | None = None,
+    *,
+    actor: Actor | None = None,
 ) -> tuple[str, str]:
     """Create an organisation (or reuse one by name) and give it an API key."""
     key = api_key or new_api_key()
@@ -74,8 +79,13 @@ def create_org(
         org_id = org["id"] if org else new_id("org")
         if org is None:
             repo.insert_org(conn, org_id, name, codes, dxp_id)
+            audit.record(conn, actor or audit.SYSTEM, "org.created", [org_id], {"codes": codes})
         if not repo.key_hash_exists(conn, hash_key(key)):
-            repo.insert_api_key(conn, new_id("key"), org_id, hash_key(key), key[:8], role)
+            key_id = new_id("key")
+            repo.insert_api_key(conn, key_id, org_id, hash_key(key), key[:8], role)
+            audit.record(
+                conn, actor or audit.SYSTEM, "api_key.created", [org_id, key_id], {"role": role}
+            )
     return org_id, key
 
 

@@ -88,6 +88,7 @@ class Settings:
     notice_lead_hours: float
     metrics_cache_seconds: float
     web_secret: str
+    data_keys: str
 
     @property
     def data_path(self) -> Path:
@@ -158,6 +159,11 @@ class Settings:
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_hex(32))
         return path.read_text().strip().encode()
+
+    @property
+    def data_keys_file(self) -> Path:
+        """Where the data keys are kept when GATEWAY_DATA_KEYS is not set."""
+        return self.data_path / "data-keys"
 
     @property
     def port_types(self) -> frozenset[str]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from flask import g, request
 
+from gateway.domain.audit import Actor
 from gateway.domain.errors import AuthenticationRequired
 from gateway.persistence import repository as repo
 from gateway.services.runtime import Runtime
@@ -23,6 +24,12 @@ class Principal:
     org_name: str
     role: str
     codes: tuple[str, ...] = ()
+    key_id: str | None = None
+
+    @property
+    def actor(self) -> Actor:
+        """How the audit trail names this caller: organisation, API key and role."""
+        return Actor("org", self.org_id, self.key_id, self.role)
 
 
 def hash_key(key: str) -> str:
@@ -47,5 +54,7 @@ def current_principal(rt: Runtime) -> Principal:
         row = repo.find_org_by_key_hash(conn, hash_key(token.strip()))
     if row is None:
         raise AuthenticationRequired("The API key is unknown or revoked.")
-    g.principal = Principal(row["id"], row["name"], row["role"], tuple(row["codes"] or ()))
+    g.principal = Principal(
+        row["id"], row["name"], row["role"], tuple(row["codes"] or ()), row["key_id"]
+    )
     return g.principal

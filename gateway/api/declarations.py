@@ -9,15 +9,15 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from gateway.api.auth import current_principal
 from gateway.api.filters import list_query
 from gateway.api.notices import notices_json, submission_notices, warn
-from gateway.domain.errors import MalformedRequest, NotFound, Violation
+from gateway.domain.errors import MalformedRequest, NotFound, PermissionDenied, Violation
 from gateway.domain.statuses import DeclarationStatus, Phase
 from gateway.persistence import repository as repo
 from gateway.services.cancel import cancel
 from gateway.services.declare import Accepted, declare
+from gateway.services.disclosure import may_read_signed, view_message
 from gateway.services.runtime import Runtime
 from gateway.services.summary import declare_month
 from gateway.xml.json_codec import xml_to_json
-from gateway.xml.parsing import parse_xml
 from schemas.registry import get_spec
 
 bp = Blueprint("declarations", __name__, url_prefix="/api/v1/declarations")
@@ -71,7 +71,12 @@ def submit() -> tuple[Response, int]:
     if key is not None and len(key) > 200:
         raise MalformedRequest("Idempotency-Key is longer than 200 characters.")
     acc = declare(
-        _rt(), principal.org_id, request.get_data(cache=False), request.content_type or "", key
+        _rt(),
+        principal.org_id,
+        request.get_data(cache=False),
+        request.content_type or "",
+        key,
+        actor=principal.actor,
     )
     body = _accepted_body(acc)
     notices = submission_notices(acc.message_id)  # planned outages ahead: say so
@@ -86,7 +91,10 @@ def _owned(declaration_id: str) -> Any:
     principal = current_principal(_rt())
     with _rt().engine.connect() as conn:
         decl = repo.get_declaration(conn, declaration_id)
-    if decl is None or decl["org_id"] != principal.org_id:
+    # DESIGN.md §5: an organisation sees the declarations in which one of its codes appears.
+    if decl is None or (
+        decl["org_id"] != principal.org_id and not set(principal.codes) & set(decl["codes"] or ())
+    ):
         raise NotFound(f"No declaration {declaration_id} is visible to you.")
     return decl
 
@@ -146,11 +154,18 @@ def get_one(declaration_id: str) -> Response:
 
 @bp.get("/<declaration_id>/signed")
 def signed(declaration_id: str) -> Response:
-    """The exact signed XML that was (or will be) transmitted for this declaration."""
+    """The exact signed XML that was (or will be) transmitted for this declaration; only
+    for those who may read its personal data whole (it cannot be masked)."""
     decl = _owned(declaration_id)
+    principal = current_principal(_rt())
     with _rt().engine.connect() as conn:
         msg = repo.get_message(conn, decl["message_id"])
     assert msg is not None
+    if not may_read_signed(msg, principal.org_id, principal.codes):
+        raise PermissionDenied(
+            "The signed message carries personal data and cannot be masked: only the "
+            "declarant and its broker may read it; use /message for the masked view."
+        )
     return Response(msg["signed_xml"], mimetype="application/xml")
 
 
@@ -164,7 +179,9 @@ def cancel_one(declaration_id: str) -> tuple[Response, int]:
             'Send JSON {"reason": "..."}.',
             violations=[Violation("/reason", "cancel.reason", "a reason string is required")],
         )
-    acc = cancel(_rt(), principal.org_id, declaration_id, payload.get("reason", ""))
+    acc = cancel(
+        _rt(), principal.org_id, declaration_id, payload.get("reason", ""), actor=principal.actor
+    )
     resp = jsonify(_accepted_body(acc))
     resp.headers["Location"] = _links(acc.declarations[0].id)["self"]
     return resp, 202
@@ -172,16 +189,21 @@ def cancel_one(declaration_id: str) -> tuple[Response, int]:
 
 @bp.get("/<declaration_id>/message")
 def message(declaration_id: str) -> Response:
-    """The declared message as accepted (before signing): XML, or JSON when Accept asks."""
+    """The declared message as accepted (before signing): XML, or JSON when Accept asks;
+    personal data masked unless the caller is the declarant or its broker."""
     decl = _owned(declaration_id)
+    principal = current_principal(_rt())
     with _rt().engine.connect() as conn:
         msg = repo.get_message(conn, decl["message_id"])
     assert msg is not None
+    view = view_message(msg, principal.org_id, principal.codes, _rt().limits)
     wants = request.accept_mimetypes.best_match(["application/xml", "application/json"])
     if wants != "application/json":
-        return Response(msg["raw_xml"], mimetype="application/xml")
-    root = parse_xml(msg["raw_xml"], _rt().limits)
-    return jsonify(xml_to_json(root, get_spec(msg["type"])))
+        resp = Response(view.xml, mimetype="application/xml")
+    else:
+        resp = jsonify(xml_to_json(view.root(), get_spec(msg["type"])))
+    resp.headers["X-Personal-Data"] = "whole" if view.whole else "masked"
+    return resp
 
 
 @bp.get("")
@@ -231,5 +253,5 @@ def summarise() -> tuple[Response, int]:
         "dxpMode": "DXP",
         "dxpId": dxp_id,
     }
-    accepted = declare_month(_rt(), principal.org_id, month, transfer)
+    accepted = declare_month(_rt(), principal.org_id, month, transfer, actor=principal.actor)
     return jsonify({"month": month, "messages": [_accepted_body(a) for a in accepted]}), 202

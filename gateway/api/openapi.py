@@ -68,6 +68,10 @@ LIST_FILTERS = [
     },
     _query("cursor", "next_cursor of the previous page"),
 ]
+READINESS = {
+    "description": "each part's state (503: the parts in `failed` are not ready)",
+    "content": {"application/json": {"schema": {"type": "object", "required": ["status"]}}},
+}
 ID = [{"name": "declaration_id", "in": "path", "required": True, "schema": {"type": "string"}}]
 
 
@@ -169,16 +173,19 @@ def document() -> dict[str, Any]:
             },
             "/api/v1/declarations/{declaration_id}/signed": {
                 "get": _op(
-                    "The exact signed XML transmitted",
+                    "The exact signed XML transmitted (declarant and its broker only: 403 for "
+                    "other parties, as it carries personal data and cannot be masked)",
                     "200",
                     params=ID,
-                    errors=("404",),
+                    errors=("403", "404"),
                     ok_type="application/xml",
                 )
             },
             "/api/v1/declarations/{declaration_id}/message": {
                 "get": _op(
-                    "The message as declared (XML, or JSON by Accept)",
+                    "The message as declared (XML, or JSON by Accept); personal data masked "
+                    "unless you are the declarant or its broker (header X-Personal-Data: "
+                    "whole | masked)",
                     "200",
                     params=ID,
                     errors=("404",),
@@ -257,8 +264,9 @@ def document() -> dict[str, Any]:
                     "503 names the parts that failed",
                     "200",
                     auth=False,
-                    errors=("503",),
+                    errors=(),
                 )
+                | {"responses": {"200": READINESS, "503": READINESS}}
             },
             **webhook_paths(),
             **_operating_paths(),

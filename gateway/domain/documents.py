@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gateway.domain.rules import DocumentView
+
 
 @dataclass(frozen=True)
 class DocumentKeys:
@@ -63,3 +65,18 @@ def duplicate_guids(documents: list[DocumentKeys]) -> list[tuple[DocumentKeys, D
         if first is not doc:
             out.append((first, doc))
     return out
+
+
+# Numbers a trace must find that only the document itself carries (not a column of ours).
+TRACED_ELEMENTS = ("payTransactionId", "barCode")
+
+
+def traced_numbers(view: DocumentView) -> list[tuple[str, str]]:
+    """Each distinct (element, number) of TRACED_ELEMENTS in a document's head and lines."""
+    found: list[tuple[str, str]] = []
+    for fields in (view.head, *view.lines):
+        for element in TRACED_ELEMENTS:
+            number = (fields.get(element) or "").strip()[:100]
+            if number and (element, number) not in found:
+                found.append((element, number))
+    return found

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
+from gateway.domain.privacy import mask_name
+
 ROLES = ("order", "payment", "waybill")
 # partner message type -> (direction, role)
 PARTNER_TYPES: dict[str, tuple[str, str]] = {
@@ -123,8 +125,8 @@ def check(inventory: Document, partners: Partners) -> list[Mismatch]:
             out.append(
                 Mismatch(
                     "订购人姓名与订单不符",
-                    f"inventory buyerName {inv.get('buyerName')} does not match order "
-                    f"buyerName {head.get('buyerName')}",
+                    f"inventory buyerName {mask_name(inv.get('buyerName') or '')} does not "
+                    f"match order buyerName {mask_name(head.get('buyerName') or '')}",
                     "buyerName",
                     "order",
                 )

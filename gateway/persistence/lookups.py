@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Text, and_, cast, or_, select
+from sqlalchemy import Connection, and_, or_, select
 from sqlalchemy.engine import RowMapping
 
 from gateway.persistence import tables as t
@@ -29,11 +29,6 @@ PARTNERS = {
     },
 }
 NUMBER_COLUMNS = ("order_no", "logistics_no", "invt_no", "pre_no", "cop_no")
-# Numbers that live only inside the stored documents: element name -> types that carry it.
-DOCUMENT_NUMBERS = {
-    "payTransactionId": ("CEB311", "CEB411", "CEB303", "CEB403"),
-    "barCode": ("CEB311", "CEB621", "CEB303", "CEB603"),
-}
 
 
 def _partner_exists(inventory: Any, partner_type: str, column: str) -> Any:
@@ -130,29 +125,18 @@ def by_number(conn: Connection, org_id: str, number: str) -> list[RowMapping]:
 
 def carrying_element(
     conn: Connection, org_id: str, element: str, number: str, limit: int = 200
-) -> list[tuple[RowMapping, bytes]]:
-    """Visible declarations whose stored message may hold ``<element>number</element>``,
-    with the message bytes (a candidate list: the caller parses to confirm)."""
-    d, m = t.declarations, t.messages
-    if "%" in number or "\\" in number:
-        return []  # not a number; "_" only widens the candidates, which are confirmed
-    needle = f"%{element}>{number}</%"
-    if conn.dialect.name == "sqlite":  # SQLite compares a BLOB with LIKE only as text
-        holds = cast(m.c.raw_xml, Text).like(needle)
-    else:  # PostgreSQL: bytea LIKE bytea
-        holds = m.c.raw_xml.op("LIKE")(needle.encode())
+) -> list[RowMapping]:
+    """Visible declarations whose document carries ``<element>number</element>`` (from the
+    numbers kept beside each document at acceptance)."""
+    d, n = t.declarations, t.declaration_numbers
     stmt = (
-        select(d, m.c.raw_xml)
-        .join(m, m.c.id == d.c.message_id)
-        .where(
-            visible_to(org_id),
-            d.c.type.in_(DOCUMENT_NUMBERS[element]),
-            holds,
-        )
+        select(d)
+        .join(n, n.c.declaration_id == d.c.id)
+        .where(visible_to(org_id), n.c.kind == element, n.c.number == number)
         .order_by(d.c.id)
         .limit(limit)
     )
-    return [(row, bytes(row["raw_xml"])) for row in conn.execute(stmt).mappings()]
+    return list(conn.execute(stmt).mappings())
 
 
 def related(

@@ -14,8 +14,10 @@ from typing import Any
 from sqlalchemy import Connection, String, and_, cast, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 
+from gateway.domain.privacy import redact_text
 from gateway.logs import current_request_id
 from gateway.persistence import tables as t
+from gateway.persistence.data_keys import open_blob, ring_for
 
 
 def now() -> datetime:
@@ -36,7 +38,7 @@ def find_org_by_key_hash(conn: Connection, key_hash: str) -> RowMapping | None:
     """The organisation and role owning an unrevoked API key, or None."""
     row = (
         conn.execute(
-            select(t.organisations, t.api_keys.c.role)
+            select(t.organisations, t.api_keys.c.role, t.api_keys.c.id.label("key_id"))
             .join(t.api_keys, t.api_keys.c.org_id == t.organisations.c.id)
             .where(t.api_keys.c.key_hash == key_hash, t.api_keys.c.revoked_at.is_(None))
         )
@@ -168,6 +170,10 @@ def declarations_of_message(conn: Connection, message_id: str) -> list[RowMappin
 
 
 def insert_message(conn: Connection, **values: Any) -> None:
+    """Store a message; its raw and signed XML (personal data) are sealed at rest."""
+    ring = ring_for(conn)
+    for column in ("raw_xml", "signed_xml"):
+        values[column] = ring.seal(values[column], f"messages.{column}:{values['id']}")
     conn.execute(insert(t.messages).values(created_at=now(), **values))
 
 
@@ -176,14 +182,26 @@ def insert_declarations(conn: Connection, rows: list[dict[str, Any]]) -> None:
         conn.execute(insert(t.declarations), rows)
 
 
+def insert_declaration_numbers(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """The in-document numbers (payTransactionId, barCode) a trace looks up."""
+    if rows:
+        conn.execute(insert(t.declaration_numbers), rows)
+
+
 def insert_authority_statuses(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
         conn.execute(insert(t.authority_statuses), rows)
 
 
+def _redacted(values: dict[str, Any], field: str) -> dict[str, Any]:
+    """Free text from authorities and errors: ID card and mobile numbers never stored."""
+    text = values.get(field)
+    return {**values, field: redact_text(text)} if isinstance(text, str) else values
+
+
 def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
-        conn.execute(insert(t.events), rows)
+        conn.execute(insert(t.events), [_redacted(r, "info") for r in rows])
 
 
 def get_declaration(
@@ -246,7 +264,7 @@ def update_authority_status(
             t.authority_statuses.c.declaration_id == declaration_id,
             t.authority_statuses.c.authority == authority,
         )
-        .values(updated_at=now(), **values)
+        .values(updated_at=now(), **_redacted(values, "info"))
     )
 
 
@@ -345,8 +363,15 @@ def count_by_status(
     return {r[0]: int(r[1]) for r in conn.execute(stmt)}
 
 
-def get_message(conn: Connection, message_id: str) -> RowMapping | None:
-    return conn.execute(select(t.messages).where(t.messages.c.id == message_id)).mappings().first()
+def get_message(conn: Connection, message_id: str) -> dict[str, Any] | None:
+    """A message with its raw and signed XML opened: the exact bytes that were stored."""
+    row = conn.execute(select(t.messages).where(t.messages.c.id == message_id)).mappings().first()
+    if row is None:
+        return None
+    out = dict(row)
+    for column in ("raw_xml", "signed_xml"):
+        out[column] = open_blob(conn, row[column], f"messages.{column}:{message_id}")
+    return out
 
 
 # --- dispatches (the outbox) -------------------------------------------------------------
@@ -437,7 +462,7 @@ def finish_attempt(conn: Connection, dispatch_id: str, attempt: int, **values: A
             t.dispatches.c.attempts == attempt,
             t.dispatches.c.state == "sending",
         )
-        .values(**values)
+        .values(**_redacted(values, "last_error"))
     )
     return result.rowcount == 1
 
@@ -462,6 +487,10 @@ def receipt_seen(conn: Connection, fingerprint: str) -> bool:
 
 
 def insert_receipt(conn: Connection, **values: Any) -> None:
+    """Store a receipt; its XML is sealed at rest (bound to its fingerprint)."""
+    values["raw_xml"] = ring_for(conn).seal(
+        values["raw_xml"], f"receipts.raw_xml:{values['fingerprint']}"
+    )
     conn.execute(insert(t.receipts).values(received_at=now(), **values))
 
 

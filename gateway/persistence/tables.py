@@ -354,3 +354,37 @@ Index(
     dispatches.c.state,
     dispatches.c.attempts,
 )
+
+# The audit trail (gateway/domain/audit.py): append-only, hash-chained. Appends serialize on
+# the one audit_head row (seq = entries so far), updated first in the appending transaction.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", String(32), nullable=False),  # ISO 8601 UTC, microseconds: hashed as is
+    Column("actor", JSON, nullable=False),  # {kind, id, key_id?, role?}
+    Column("action", String(60), nullable=False),
+    Column("objects", JSON, nullable=False),  # ids of what was acted on
+    Column("details", JSON, nullable=False),  # never personal data
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_log_action", "action"),
+)
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # always 1
+    Column("seq", Integer, nullable=False),
+)
+
+# Numbers that live only inside a document (payTransactionId, barCode), kept beside it so a
+# trace finds them although the stored messages are encrypted. No personal data.
+declaration_numbers = Table(
+    "declaration_numbers",
+    metadata,
+    Column("declaration_id", String(40), ForeignKey("declarations.id"), primary_key=True),
+    Column("kind", String(20), primary_key=True),
+    Column("number", String(100), primary_key=True),
+    Index("ix_declaration_numbers_number", "number", "kind"),
+)

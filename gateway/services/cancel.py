@@ -16,9 +16,11 @@ from zoneinfo import ZoneInfo
 
 from lxml import etree
 
+from gateway.domain.audit import Actor
 from gateway.domain.documents import TERMINATING
 from gateway.domain.errors import BusinessRuleViolation, DuplicateDeclaration, NotFound, Violation
 from gateway.persistence import repository as repo
+from gateway.services import audit
 from gateway.services.declare import Accepted, declare
 from gateway.services.runtime import Runtime
 from gateway.services.tax_quota import restore
@@ -98,7 +100,9 @@ def build_cancel(declaration: Any, raw_xml: bytes, reason: str) -> bytes:
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
-def cancel(rt: Runtime, org_id: str, declaration_id: str, reason: str) -> Accepted:
+def cancel(
+    rt: Runtime, org_id: str, declaration_id: str, reason: str, *, actor: Actor | None = None
+) -> Accepted:
     """Declare the cancellation of an accepted inventory list; 409 when it cannot be."""
     with rt.engine.connect() as conn:
         decl = repo.get_declaration(conn, declaration_id)
@@ -132,7 +136,10 @@ def cancel(rt: Runtime, org_id: str, declaration_id: str, reason: str) -> Accept
         )
     assert msg is not None
     body = build_cancel(decl, msg["raw_xml"], reason.strip())
-    accepted = declare(rt, org_id, body, "application/xml")
+    actor = actor or Actor("org", org_id)
+    accepted = declare(
+        rt, org_id, body, "application/xml", actor=actor, action="cancellation.submitted"
+    )
     with rt.engine.begin() as conn:
         repo.insert_events(
             conn,
@@ -146,6 +153,13 @@ def cancel(rt: Runtime, org_id: str, declaration_id: str, reason: str) -> Accept
                     info=f"cancellation {accepted.declarations[0].id} declared: {reason.strip()}",
                 )
             ],
+        )
+        audit.record(
+            conn,
+            actor,
+            "declaration.cancel_requested",
+            [declaration_id, accepted.declarations[0].id],
+            {"type": decl["type"], "reason_chars": len(reason.strip())},
         )
     return accepted
 

@@ -8,14 +8,15 @@ point either loses nothing or stores nothing; the doorbell rings only after the 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from lxml import etree
 from sqlalchemy.exc import IntegrityError
 
-from gateway.domain.documents import BUSINESS_KEY_FIELDS, DocumentKeys
+from gateway.domain.audit import Actor
+from gateway.domain.documents import BUSINESS_KEY_FIELDS, DocumentKeys, traced_numbers
 from gateway.domain.errors import (
     BusinessRuleViolation,
     DuplicateDeclaration,
@@ -27,6 +28,7 @@ from gateway.domain.errors import (
 from gateway.domain.statuses import DeclarationStatus, Phase
 from gateway.persistence import repository as repo
 from gateway.persistence.ids import new_id
+from gateway.services import audit
 from gateway.services.prematch import prematch
 from gateway.services.runtime import Runtime
 from gateway.services.tax_quota import buyer_of, check_quota, estimate
@@ -236,9 +238,17 @@ def _sign(rt: Runtime, org_id: str, root: etree._Element) -> tuple[bytes, str]:
 
 
 def declare(
-    rt: Runtime, org_id: str, body: bytes, content_type: str, idempotency_key: str | None = None
+    rt: Runtime,
+    org_id: str,
+    body: bytes,
+    content_type: str,
+    idempotency_key: str | None = None,
+    *,
+    actor: Actor | None = None,
+    action: str = "declaration.submitted",
 ) -> Accepted:
-    """Accept one CEB message (1..100 documents), or raise a GatewayError saying why not."""
+    """Accept one CEB message (1..100 documents), or raise a GatewayError saying why not.
+    The audit trail records ``action`` by ``actor`` (the organisation, by default)."""
     fmt = body_format(content_type)
     body_hash = hashlib.sha256(body).hexdigest()
     if idempotency_key:
@@ -276,6 +286,7 @@ def declare(
             guid,
             docs,
             idempotency_key,
+            (actor or Actor("org", org_id), action),
         )
     except IntegrityError:
         # A concurrent twin won the race: answer as the loser of a duplicate would.
@@ -299,6 +310,7 @@ class _Plan:
     events: list[dict[str, Any]]
     dispatches: list[dict[str, Any]]
     quota: list[tuple[int, str | None, Any]]  # (position, buyer key, tax estimate)
+    numbers: list[dict[str, Any]] = field(default_factory=list)  # for tracing
 
 
 def _event(declaration_id: str, at: Any, kind: str, info: str) -> dict[str, Any]:
@@ -366,6 +378,10 @@ def _plan(
         plan.statuses += [
             dict(declaration_id=did, authority=a, phase=int(Phase.NONE), updated_at=at)
             for a in routes
+        ]
+        plan.numbers += [
+            dict(declaration_id=did, kind=kind, number=number)
+            for kind, number in traced_numbers(view)
         ]
         routed = ", ".join(routes) + ("; manifest to the port" if port else "")
         plan.events += [
@@ -457,6 +473,7 @@ def _store(
     guid: str,
     docs: list[DocumentKeys],
     idempotency_key: str | None,
+    audited: tuple[Actor, str],
 ) -> Accepted:
     signed, signed_by = signature
     root, elements = parsed
@@ -496,8 +513,15 @@ def _store(
         )
         repo.insert_declarations(conn, plan.declarations)
         repo.insert_authority_statuses(conn, plan.statuses)
+        repo.insert_declaration_numbers(conn, plan.numbers)
         repo.insert_events(conn, plan.events)
         repo.insert_dispatches(conn, plan.dispatches)
+        audit.record(
+            conn,
+            *audited,
+            [plan.message_id, *(d["id"] for d in plan.declarations), *superseded],
+            {"type": spec.type, "documents": len(plan.declarations), "guid": guid},
+        )
     rt.ring([r["id"] for r in plan.dispatches])
     return Accepted(
         plan.message_id,

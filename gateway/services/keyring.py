@@ -21,10 +21,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import Engine, select, update
 
+from gateway.domain.audit import Actor
 from gateway.domain.errors import NoSigningKey, NotFound, SigningFailed
 from gateway.persistence import repository as repo
 from gateway.persistence import tables as t
 from gateway.persistence.ids import new_id
+from gateway.services import audit
 from signing import SignatureError
 from signing.keys import KeyProvider, generate_test_identity, load_signing_key
 from signing.policy import SignaturePolicy, default_policy_for_key_type, policy_by_name
@@ -101,7 +103,13 @@ def publish_certificate(registered_dir: Path, dxp_id: str, key: KeyProvider) -> 
 
 
 def register_key(
-    engine: Engine, registered_dir: Path, org_id: str, provider: str, config: dict[str, Any]
+    engine: Engine,
+    registered_dir: Path,
+    org_id: str,
+    provider: str,
+    config: dict[str, Any],
+    *,
+    actor: Actor | None = None,
 ) -> KeyInfo:
     """Check the key opens and matches its certificate, make it the org's active key, and
     retire the previous one (it stays valid for verification until it expires)."""
@@ -141,6 +149,13 @@ def register_key(
             )
         )
         row = conn.execute(select(t.org_keys).where(t.org_keys.c.id == key_id)).mappings().one()
+        audit.record(
+            conn,
+            actor or audit.SYSTEM,
+            "signing_key.activated",
+            [org_id, key_id],
+            {"provider": provider, "key_type": key.key_type, "serial": key.key_name},
+        )
     publish_certificate(registered_dir, org["dxp_id"], key)
     return _info(row)
 
@@ -152,6 +167,8 @@ def generate_key(
     org_id: str,
     key_type: str = "rsa",
     common_name: str | None = None,
+    *,
+    actor: Actor | None = None,
 ) -> KeyInfo:
     """Create a TEST key pair and self-signed certificate for an org and activate it."""
     folder = keys_dir / "orgs" / org_id
@@ -162,7 +179,12 @@ def generate_key(
         common_name or f"{org_id} declarant (TEST)", key_path, cert_path, key_type=key_type
     )
     return register_key(
-        engine, registered_dir, org_id, "file", {"key": str(key_path), "cert": str(cert_path)}
+        engine,
+        registered_dir,
+        org_id,
+        "file",
+        {"key": str(key_path), "cert": str(cert_path)},
+        actor=actor,
     )
 
 

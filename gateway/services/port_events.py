@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import IntegrityError
 
 from adapters.dxp import read_envelope
+from gateway.domain.audit import Actor
 from gateway.domain.errors import ReceiptRejected, Violation
 from gateway.domain.statuses import DeclarationStatus
 from gateway.persistence import repository as repo
+from gateway.services import audit
 from gateway.services.runtime import Runtime
 from gateway.services.status import refresh_status
 from gateway.xml.parsing import parse_xml
@@ -98,6 +100,13 @@ def _apply(rt: Runtime, event: PortEvent, raw: bytes, outcome: PortEventsOutcome
                 _arrived(conn, rt, decl, event, ring)
             else:
                 _gate_out(conn, decl, event)
+        audit.record(
+            conn,
+            Actor("authority", "port"),
+            f"port_event.{event.kind}",
+            [d["id"] for d in decls],
+            {"logistics_no": event.logistics_no, "port_code": event.port_code},
+        )
         outcome.applied += 1
     rt.ring(ring)
 

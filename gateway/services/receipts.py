@@ -15,10 +15,12 @@ from lxml import etree
 from sqlalchemy.exc import IntegrityError
 
 from adapters.dxp import read_envelope
+from gateway.domain.audit import Actor
 from gateway.domain.clearance import apply_receipt
 from gateway.domain.errors import ReceiptRejected, Violation
 from gateway.domain.statuses import Authority, Phase, describe_code
 from gateway.persistence import repository as repo
+from gateway.services import audit
 from gateway.services.cancel import end_referenced
 from gateway.services.export_path import record_milestone
 from gateway.services.inspections import record_inspection
@@ -154,6 +156,13 @@ def _apply_result(
             applied=1,
             raw_xml=raw,
         )
+        audit.record(
+            conn,
+            Actor("authority", authority),
+            "receipt.applied",
+            [declaration_id],
+            {"type": spec.type, "code": (head.get(status_field) or "")[:10]},
+        )
         outcome.applied += 1
 
 
@@ -259,6 +268,13 @@ def _apply_entry(
         targets = [repo.get_declaration(conn, d["id"]) or d for d in targets]
         for decl in targets:
             _apply_to_declaration(conn, rt, authority, spec, fields, decl, at, outcome, ring)
+        audit.record(
+            conn,
+            Actor("authority", authority),
+            "receipt.applied",
+            [d["id"] for d in targets],
+            {"type": spec.type, "code": code},
+        )
     rt.ring(ring)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from lxml import etree
 from sqlalchemy import select
 
+from gateway.domain.audit import Actor
 from gateway.domain.errors import BusinessRuleViolation, Violation
 from gateway.domain.summary import ReleasedList, build_summary_apply_fields, group_for_summary
 from gateway.persistence import repository as repo
@@ -71,7 +72,14 @@ def build_ceb701(heads: list[dict[str, Any]], transfer: dict[str, str]) -> bytes
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
-def declare_month(rt: Runtime, org_id: str, month: str, transfer: dict[str, str]) -> list[Accepted]:
+def declare_month(
+    rt: Runtime,
+    org_id: str,
+    month: str,
+    transfer: dict[str, str],
+    *,
+    actor: Actor | None = None,
+) -> list[Accepted]:
     """Group the org's lists released in ``month`` and declare the CEB701 applications."""
     try:
         groups = group_for_summary(_released_lists(rt, org_id), month)
@@ -96,7 +104,12 @@ def declare_month(rt: Runtime, org_id: str, month: str, transfer: dict[str, str]
     ]
     return [
         declare(
-            rt, org_id, build_ceb701(heads[i : i + MAX_PER_MESSAGE], transfer), "application/xml"
+            rt,
+            org_id,
+            build_ceb701(heads[i : i + MAX_PER_MESSAGE], transfer),
+            "application/xml",
+            actor=actor,
+            action="summary.submitted",
         )
         for i in range(0, len(heads), MAX_PER_MESSAGE)
     ]

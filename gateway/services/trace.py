@@ -12,13 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.domain.documents import TRACED_ELEMENTS
 from gateway.domain.masking import mask_text
 from gateway.persistence import lookups
 from gateway.persistence import repository as repo
 from gateway.services.runtime import Runtime
-from gateway.xml.documents import document_elements
-from gateway.xml.parsing import parse_xml
-from gateway.xml.validation import detect
 
 MAX_DECLARATIONS = 100
 ROLES = {
@@ -37,24 +35,11 @@ ROLES = {
 CHAIN_ORDER = ("order", "payment", "waybill", "inventory", "cancel", "return", "other")
 
 
-def _holds(raw: bytes, position: int, element: str, number: str, rt: Runtime) -> bool:
-    """Whether document ``position`` of a stored message carries ``element`` = number."""
-    try:
-        root = parse_xml(raw, rt.limits)
-        doc = document_elements(root, detect(root))[position - 1]
-    except Exception:  # a stored message always parses; a candidate that doesn't is no hit
-        return False
-    return doc.view.head.get(element, "").strip() == number or any(
-        line.get(element, "").strip() == number for line in doc.view.lines
-    )
-
-
-def _matches(conn: Any, rt: Runtime, org_id: str, number: str) -> dict[str, tuple[Any, str]]:
+def _matches(conn: Any, org_id: str, number: str) -> dict[str, tuple[Any, str]]:
     found = {r["id"]: (r, "number") for r in lookups.by_number(conn, org_id, number)}
-    for element in lookups.DOCUMENT_NUMBERS:
-        for row, raw in lookups.carrying_element(conn, org_id, element, number):
-            if row["id"] not in found and _holds(raw, row["position"], element, number, rt):
-                found[row["id"]] = (row, element)
+    for element in TRACED_ELEMENTS:
+        for row in lookups.carrying_element(conn, org_id, element, number):
+            found.setdefault(row["id"], (row, element))
     return found
 
 
@@ -98,7 +83,7 @@ def trace(rt: Runtime, org_id: str, number: str) -> dict[str, Any]:
     """The chain of every visible declaration that ``number`` leads to, and its events."""
     number = number.strip()
     with rt.engine.connect() as conn:
-        matches = _matches(conn, rt, org_id, number) if number else {}
+        matches = _matches(conn, org_id, number) if number else {}
         rows = _expand(conn, org_id, {i: row for i, (row, _) in matches.items()})
         events = []
         inspections = []

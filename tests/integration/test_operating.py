@@ -22,6 +22,7 @@ from gateway.examples import fresh_ceb621
 from gateway.logs import JsonFormatter, PersonalDataFilter
 from gateway.persistence import tables as t
 from gateway.provisioning import ensure_demo_org
+from gateway.services.runtime import Runtime
 from gateway.settings import Settings
 from tests.e2e.stack import free_port
 
@@ -151,11 +152,10 @@ def test_the_business_numbers_are_reused_for_a_few_seconds(settings: Settings):
     assert sample(again, name, status="accepted") == sample(first, name, status="accepted") == 0
 
 
-def test_receipts_are_counted_by_authority_and_code(settings: Settings):
-    from gateway.persistence.database import get_engine
+def test_receipts_are_counted_by_authority_and_code(settings: Settings, runtime: Runtime):
     from gateway.persistence.repository import insert_receipt
 
-    with get_engine(settings.db_url).begin() as conn:
+    with runtime.engine.begin() as conn:  # the runtime holds the keys receipts are sealed with
         for fp, code in (("a", "2"), ("b", "120"), ("c", "120")):
             insert_receipt(
                 conn,
