@@ -30,4 +30,7 @@ def create_app(
         app.register_blueprint(module.bp)
     app.register_blueprint(receipts.port_bp)
     app.register_blueprint(declarations.summaries)
+    from gateway.api import batches
+
+    app.register_blueprint(batches.bp)
     return app

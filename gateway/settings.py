@@ -74,6 +74,11 @@ class Settings:
     sandbox_hold_rate: float
     sandbox_match_mode: str
     sandbox_match_timeout: float
+    batch_max_bytes: int
+    batch_max_items: int
+    batch_max_uncompressed_bytes: int
+    batch_queue_name: str
+    batch_job_timeout: int
 
     @property
     def data_path(self) -> Path:

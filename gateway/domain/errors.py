@@ -10,6 +10,7 @@ translated into these at the edge that calls the library; none crosses a port.
         MalformedXml, ForbiddenXml, MalformedRequest
         PayloadTooLarge (413), UnsupportedMediaType (415), UnknownMessageType (415)
         SchemaInvalid (422), BusinessRuleViolation (422), IdempotencyKeyReused (422)
+        UnreadableUpload (400), TemplateMismatch (422): bulk uploads
       AuthenticationRequired (401), PermissionDenied (403)
       NotFound (404)
       DuplicateDeclaration (409)
@@ -195,3 +196,19 @@ class TerminalAuthorityError(GatewayError):
     status = 502
     type_slug = "authority-refused"
     title = "Authority refused the message"
+
+
+class UnreadableUpload(InputError):
+    """A bulk upload that cannot be read as what it claims: not a ZIP, a zip bomb, a path
+    that escapes the archive, a CSV in an unknown encoding."""
+
+    type_slug = "unreadable-upload"
+    title = "The upload cannot be read"
+
+
+class TemplateMismatch(InputError):
+    """A spreadsheet whose header row does not fit a document template."""
+
+    status = 422
+    type_slug = "template-mismatch"
+    title = "The spreadsheet does not fit its template"

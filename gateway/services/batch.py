@@ -1,0 +1,225 @@
+"""Bulk submission: keep the upload, then declare its items one by one, each through the
+same declare service as a single submission.
+
+Accepting a batch stores its bytes and one pending row per item in one transaction; an rq job
+(gateway/jobs/batch.py) then declares the pending items. Each item is declared with the
+Idempotency-Key ``batch:<batch id>:<position>`` and, for spreadsheets, guids derived from the
+same pair, so a batch processed twice (a worker killed, the relay re-enqueueing) replays the
+declarations it already made instead of declaring anything twice; the item rows say what is
+left. A bad item is recorded with the same problem a single submission would get and the
+next item goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.exc import OperationalError
+
+from gateway.domain.errors import GatewayError
+from gateway.persistence import batches as store
+from gateway.persistence import repository as repo
+from gateway.persistence.ids import new_id
+from gateway.services.batch_reader import (
+    KIND_MEDIA,
+    BatchLimits,
+    Upload,
+    UploadItem,
+    member_body,
+    read_upload,
+)
+from gateway.services.declare import declare
+from gateway.services.runtime import Runtime
+from gateway.services.sheet_documents import Defaults, locate, message_json
+
+log = logging.getLogger(__name__)
+FLUSH_ITEMS = 100
+FLUSH_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class BatchAccepted:
+    id: str
+    total: int
+
+
+def submit_batch(
+    rt: Runtime,
+    org_id: str,
+    body: bytes,
+    content_type: str,
+    filename: str,
+    template: str | None,
+    limits: BatchLimits,
+    grace_seconds: float,
+) -> BatchAccepted:
+    """Read the upload (refusing it whole if unreadable) and store it with its items."""
+    upload = read_upload(body, content_type, filename, template, limits)
+    at = repo.now()
+    batch_id = new_id("bat")
+    items = [{"position": i.position, "name": i.name[:300], "rows": i.rows} for i in upload.items]
+    with rt.engine.begin() as conn:
+        store.insert_batch(
+            conn,
+            items,
+            id=batch_id,
+            org_id=org_id,
+            kind=upload.kind,
+            template=upload.template.type if upload.template else None,
+            filename=filename[:255] or None,
+            status="queued",
+            total=len(items),
+            upload=body,
+            requeue_at=at + timedelta(seconds=grace_seconds),
+            created_at=at,
+            updated_at=at,
+        )
+    return BatchAccepted(batch_id, len(items))
+
+
+def _item_body(
+    rt: Runtime, batch: Any, upload: Upload, item: UploadItem, limits: BatchLimits, dxp_id: str
+) -> tuple[bytes, str]:
+    if item.member is not None:
+        return member_body(upload, item, limits)
+    assert upload.template is not None and item.document is not None
+    defaults = Defaults(batch["id"], item.position, repo.as_utc(batch["created_at"]), dxp_id)
+    return message_json(upload.template, item.document, defaults), "application/json"
+
+
+def _rejected(upload: Upload, item: UploadItem, exc: GatewayError) -> dict[str, Any]:
+    doc = item.document
+    if doc is not None and upload.template is not None:
+        errors = [locate(upload.template, doc, v) for v in exc.violations]
+    else:
+        errors = [v.as_dict() for v in exc.violations]
+    return dict(
+        position=item.position,
+        status="rejected",
+        http_status=exc.status,
+        title=exc.title,
+        detail=exc.detail,
+        errors=errors,
+        declaration_ids=exc.extra.get("existing_declaration_ids")
+        or (
+            [exc.extra["existing_declaration_id"]]
+            if "existing_declaration_id" in exc.extra
+            else None
+        ),
+    )
+
+
+def declare_item(
+    rt: Runtime, batch: Any, upload: Upload, item: UploadItem, limits: BatchLimits, dxp_id: str
+) -> dict[str, Any]:
+    """Declare one item; its result row (accepted or rejected with the problem). Errors that
+    a later attempt can cure (503: signing key unplugged) propagate instead."""
+    at = repo.now()
+    doc = item.document
+    if doc is not None and doc.errors:
+        return dict(
+            position=item.position,
+            status="rejected",
+            http_status=422,
+            title="The rows do not form one document",
+            detail=f"{len(doc.errors)} problem(s) in {doc.name}.",
+            errors=doc.errors,
+            processed_at=at,
+        )
+    try:
+        body, media = _item_body(rt, batch, upload, item, limits, dxp_id)
+        acc = declare(rt, batch["org_id"], body, media, f"batch:{batch['id']}:{item.position}")
+    except GatewayError as exc:
+        if exc.status == 503:
+            raise
+        return {**_rejected(upload, item, exc), "processed_at": at}
+    except OperationalError:
+        raise
+    except Exception:  # a bug must not hold up the rest of the batch
+        log.exception("batch %s item %s failed unexpectedly", batch["id"], item.position)
+        return dict(
+            position=item.position,
+            status="rejected",
+            http_status=500,
+            title="Internal error",
+            detail="The gateway failed on this item; nothing was declared for it.",
+            errors=[],
+            processed_at=at,
+        )
+    return dict(
+        position=item.position,
+        status="accepted",
+        http_status=200 if acc.replayed else 202,
+        title="Accepted",
+        detail=f"{acc.message_type}, {len(acc.declarations)} document(s)",
+        message_id=acc.message_id,
+        declaration_ids=[d.id for d in acc.declarations],
+        errors=[],
+        processed_at=at,
+    )
+
+
+def _flush(rt: Runtime, batch_id: str, results: list[dict[str, Any]], lease: float) -> None:
+    with rt.engine.begin() as conn:
+        store.record_items(conn, batch_id, results)
+        n = store.counts(conn, batch_id)
+        store.update_batch(
+            conn,
+            batch_id,
+            processed=n.get("accepted", 0) + n.get("rejected", 0),
+            accepted=n.get("accepted", 0),
+            rejected=n.get("rejected", 0),
+            lease_until=repo.now() + timedelta(seconds=lease),
+        )
+    results.clear()
+
+
+def process_batch(rt: Runtime, batch_id: str, limits: BatchLimits, lease: float) -> str:
+    """Declare every pending item of a batch; returns what happened (for logs only)."""
+    with rt.engine.begin() as conn:
+        if not store.claim_batch(conn, batch_id, lease):
+            return "not claimed (finished, or another worker holds it)"
+    with rt.engine.connect() as conn:
+        batch = store.get_batch(conn, batch_id, with_upload=True)
+        assert batch is not None
+        pending = store.pending_positions(conn, batch_id)
+        dxp_id = repo.org_dxp_id(conn, batch["org_id"])
+    try:
+        upload = read_upload(
+            batch["upload"],
+            KIND_MEDIA[batch["kind"]],
+            batch["filename"] or "",
+            batch["template"],
+            limits,
+        )
+    except GatewayError as exc:  # the limits changed since it was accepted
+        with rt.engine.begin() as conn:
+            store.update_batch(conn, batch_id, status="failed", error=exc.detail, lease_until=None)
+        return f"failed: {exc.detail}"
+    results: list[dict[str, Any]] = []
+    last = time.monotonic()
+    try:
+        for item in upload.items:
+            if item.position not in pending:
+                continue
+            results.append(declare_item(rt, batch, upload, item, limits, dxp_id))
+            if len(results) >= FLUSH_ITEMS or time.monotonic() - last > FLUSH_SECONDS:
+                _flush(rt, batch_id, results, lease)
+                last = time.monotonic()
+    except (GatewayError, OperationalError):
+        # Keep what is done; the relay gives the rest to a worker after a short pause.
+        if results:
+            _flush(rt, batch_id, results, lease)
+        with rt.engine.begin() as conn:
+            store.update_batch(
+                conn, batch_id, lease_until=None, requeue_at=repo.now() + timedelta(seconds=5)
+            )
+        raise
+    _flush(rt, batch_id, results, lease)
+    with rt.engine.begin() as conn:
+        store.update_batch(conn, batch_id, status="done", lease_until=None, finished_at=repo.now())
+    return f"done: {len(pending)} item(s) declared or refused"
