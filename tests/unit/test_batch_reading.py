@@ -21,7 +21,7 @@ from gateway.domain.errors import (
 )
 from gateway.services.archives import ArchiveLimits, open_zip, read_member
 from gateway.services.batch_reader import BatchLimits, member_body, read_upload
-from gateway.services.sheet_documents import Defaults, group_rows, locate, message_json
+from gateway.services.sheet_documents import Defaults, locate, message_json
 from gateway.services.sheets import cell_text, decode_csv, read_csv, read_xlsx
 from gateway.services.template_files import example_rows, template_csv, template_xlsx
 from gateway.services.templates import get_template, match_template
