@@ -35,6 +35,7 @@ from gateway.services.batch_reader import (
 from gateway.services.declare import declare
 from gateway.services.runtime import Runtime
 from gateway.services.sheet_documents import Defaults, locate, message_json
+from gateway.services.validate import validate_file
 
 log = logging.getLogger(__name__)
 FLUSH_ITEMS = 100
@@ -113,6 +114,27 @@ def _rejected(upload: Upload, item: UploadItem, exc: GatewayError) -> dict[str, 
     )
 
 
+def _rows_refused(
+    rt: Runtime, batch: Any, upload: Upload, item: UploadItem, limits: BatchLimits, dxp_id: str
+) -> dict[str, Any]:
+    """Rows that do not form one document are not declared; what the validation would say
+    of the document their first row describes is reported with them, so all is said at once."""
+    assert item.document is not None and upload.template is not None
+    body, _media = _item_body(rt, batch, upload, item, limits, dxp_id)
+    report = validate_file(item.name, body, rt.limits, "json")
+    errors = item.document.errors + [
+        locate(upload.template, item.document, v) for v in report.errors
+    ]
+    return dict(
+        position=item.position,
+        status="rejected",
+        http_status=422,
+        title="The rows do not form one document",
+        detail=f"{len(errors)} problem(s) in {item.document.name}.",
+        errors=errors,
+    )
+
+
 def declare_item(
     rt: Runtime, batch: Any, upload: Upload, item: UploadItem, limits: BatchLimits, dxp_id: str
 ) -> dict[str, Any]:
@@ -121,15 +143,7 @@ def declare_item(
     at = repo.now()
     doc = item.document
     if doc is not None and doc.errors:
-        return dict(
-            position=item.position,
-            status="rejected",
-            http_status=422,
-            title="The rows do not form one document",
-            detail=f"{len(doc.errors)} problem(s) in {doc.name}.",
-            errors=doc.errors,
-            processed_at=at,
-        )
+        return _rows_refused(rt, batch, upload, item, limits, dxp_id) | {"processed_at": at}
     try:
         body, media = _item_body(rt, batch, upload, item, limits, dxp_id)
         acc = declare(rt, batch["org_id"], body, media, f"batch:{batch['id']}:{item.position}")

@@ -100,10 +100,11 @@ def group_rows(template: Template, sheet: Sheet) -> list[SheetDocument]:
                                 number,
                                 column,
                                 "batch.head_differs",
-                                f"{column} is {value!r} here but {first.get(element)!r} in row "
-                                f"{doc.rows[0]}: the rows of one {GROUP_BY} are one document and "
-                                "must repeat its head fields (or leave them blank)",
-                                value=value,
+                                # No values quoted: head fields hold buyers' personal data.
+                                f"{column} differs from row {doc.rows[0]}: the rows of one "
+                                f"{GROUP_BY} are one document and repeat its head fields (or "
+                                "leave them blank)",
+                                message_zh=f"同一{GROUP_BY}的各行为同一单证，表头字段须一致（或留空）。",
                             )
                         )
                     first.setdefault(element, value)
