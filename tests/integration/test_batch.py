@@ -8,10 +8,14 @@ import io
 import threading
 import zipfile
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import timedelta
 
+import hypothesis
 import pytest
 import redis
 from flask.testing import FlaskClient
+from hypothesis import strategies as st
 
 from gateway import create_app
 from gateway.examples import fresh_ceb621, fresh_parcel
@@ -284,3 +288,101 @@ def test_an_xlsx_upload_is_read_like_a_csv(
     _run(runtime, settings, resp.get_json()["id"])
     got = client.get(f"/api/v1/batches/{resp.get_json()['id']}").get_json()
     assert (got["kind"], got["template"], got["accepted"]) == ("xlsx", "CEB621", 1), got["items"]
+
+
+def test_a_batch_another_worker_holds_is_left_to_it(
+    client: FlaskClient, runtime: Runtime, settings: Settings
+):
+    header, rows = _template_rows(client, "CEB511")
+    batch_id = client.post(
+        "/api/v1/declarations/batch", data=_csv(header, rows), content_type="text/csv"
+    ).get_json()["id"]
+    with runtime.engine.begin() as conn:
+        assert store.claim_batch(conn, batch_id, 30)
+    assert _run(runtime, settings, batch_id).startswith("not claimed")
+    assert client.get(f"/api/v1/batches/{batch_id}").get_json()["processed"] == 0
+    with runtime.engine.begin() as conn:  # that worker died: its lease runs out
+        store.update_batch(conn, batch_id, lease_until=repo.now() - timedelta(seconds=1))
+    assert _run(runtime, settings, batch_id).startswith("done")
+    assert _run(runtime, settings, batch_id).startswith("not claimed")  # finished
+
+
+def test_an_upload_from_a_browser_form_is_read_by_its_file_name(
+    client: FlaskClient, runtime: Runtime, settings: Settings
+):
+    header, rows = _template_rows(client, "CEB411")
+    resp = client.post(
+        "/api/v1/declarations/batch",
+        data={"file": (io.BytesIO(_csv(header, rows, "gbk")), "payments.csv")},
+        content_type="multipart/form-data",
+    )
+    assert resp.status_code == 202, resp.get_json()
+    assert resp.get_json()["filename"] == "payments.csv"
+    assert resp.get_json()["total"] == 1
+
+
+def test_an_upload_over_the_batch_limit_is_413_but_the_limit_is_its_own(
+    settings: Settings, org_id: str
+):
+    key = ensure_demo_org(settings)
+    small = replace(settings, batch_max_bytes=1000, max_body_bytes=100)
+    with create_app(small).test_client() as c:
+        headers = {"Authorization": f"Bearer {key}"}
+        resp = c.post(
+            "/api/v1/declarations/batch", data=b"x" * 2000, content_type="text/csv", headers=headers
+        )
+        assert resp.status_code == 413
+        assert resp.mimetype == "application/problem+json"
+        resp = c.post(
+            "/api/v1/declarations/batch", data=b"x" * 500, content_type="text/csv", headers=headers
+        )
+        assert resp.status_code == 422  # read (over max_body_bytes), then refused on its header
+
+
+_SEEDS: dict[str, bytes] = {}
+
+
+def _seeds(client: FlaskClient) -> dict[str, bytes]:
+    """The same bytes for every example (hypothesis replays its draws against them)."""
+    if not _SEEDS:
+        header, rows = _template_rows(client, "CEB621")
+        _SEEDS["text/csv"] = _csv(header, rows, "gbk")
+        _SEEDS["application/zip"] = _zip(
+            {"a.xml": fresh_ceb621(), "b.json": b'{"CEB621Message": {}}'}
+        )
+        _SEEDS["application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"] = client.get(
+            "/api/v1/templates/CEB511.xlsx"
+        ).data
+    return _SEEDS
+
+
+@hypothesis.settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[
+        hypothesis.HealthCheck.function_scoped_fixture,
+        hypothesis.HealthCheck.too_slow,
+    ],
+)
+@hypothesis.given(data=st.data())
+def test_mangled_uploads_are_refused_or_reported_never_a_5xx(
+    client: FlaskClient, runtime: Runtime, settings: Settings, data: st.DataObject
+):
+    seeds = _seeds(client)
+    media = data.draw(st.sampled_from(sorted(seeds)))
+    body = bytearray(seeds[media])
+    for _ in range(data.draw(st.integers(0, 5))):
+        pos = data.draw(st.integers(0, max(0, len(body) - 1)))
+        if data.draw(st.booleans()):
+            del body[pos : pos + data.draw(st.integers(1, 64))]
+        else:
+            body[pos:pos] = data.draw(
+                st.sampled_from([b",", b'"', b"\r\n", b"\xff", b"\x00", b"PK"])
+            )
+    resp = client.post("/api/v1/declarations/batch", data=bytes(body), content_type=media)
+    assert resp.status_code < 500, resp.get_json()
+    if resp.status_code == 202:
+        _run(runtime, settings, resp.get_json()["id"])
+        got = client.get(f"/api/v1/batches/{resp.get_json()['id']}").get_json()
+        assert got["status"] == "done"
+        assert all(i["http_status"] != 500 for i in got["items"]), got["items"]
