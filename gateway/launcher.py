@@ -191,11 +191,12 @@ def run(settings: Settings) -> int:
         sup.start("relay", [py, "-m", "gateway", "relay"])
         for n in range(max(1, settings.workers)):
             sup.start(f"worker-{n + 1}", [py, "-m", "gateway", "worker"])
-        # Bulk uploads get their own worker, so a long batch never holds up deliveries.
-        sup.start(
-            "worker-batch",
-            [py, "-m", "gateway", "worker", "--queue", settings.batch_queue_name],
-        )
+        # Bulk uploads get their own workers, so a long batch never holds up deliveries.
+        for n in range(max(1, settings.batch_workers)):
+            sup.start(
+                f"worker-batch-{n + 1}",
+                [py, "-m", "gateway", "worker", "--queue", settings.batch_queue_name],
+            )
         sup.wait_until(lambda: _http_ok(sandbox + "/healthz"), "sandbox")
         sup.wait_until(lambda: _http_ok(base + "/healthz"), "gateway")
         print(

@@ -79,6 +79,7 @@ class Settings:
     batch_max_uncompressed_bytes: int
     batch_queue_name: str
     batch_job_timeout: int
+    batch_workers: int
 
     @property
     def data_path(self) -> Path:

@@ -152,7 +152,7 @@ def submit() -> tuple[Response, int]:
         batch_limits(settings),
         settings.doorbell_grace,
     )
-    ring(settings, accepted.id)
+    ring(settings, accepted.id, accepted.chunks)
     b = _wait_for(accepted.id, principal.org_id, wait)
     done = b["status"] not in store.UNFINISHED
     resp = jsonify(_with_items(b) if done else _summary(b))

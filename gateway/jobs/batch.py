@@ -17,7 +17,7 @@ from gateway.bootstrap import redis_connection, runtime
 from gateway.persistence import batches as store
 from gateway.persistence import repository as repo
 from gateway.persistence.database import get_engine
-from gateway.services.batch import process_batch
+from gateway.services.batch import process_chunk
 from gateway.services.batch_reader import BatchLimits
 from gateway.settings import Settings, load_settings
 
@@ -33,8 +33,8 @@ def batch_limits(settings: Settings) -> BatchLimits:
     )
 
 
-def job_id(batch_id: str) -> str:
-    return f"batch-{batch_id}"
+def job_id(batch_id: str, chunk: int) -> str:
+    return f"batch-{batch_id}-{chunk}"
 
 
 def batch_queue(settings: Settings, connection: Redis | None = None) -> Queue:
@@ -46,65 +46,70 @@ def batch_queue(settings: Settings, connection: Redis | None = None) -> Queue:
     )
 
 
-def enqueue_batches(queue: Queue, batch_ids: list[str], timeout: int) -> None:
-    """One job per batch under a deterministic id; the id is all it carries."""
-    if batch_ids:
+def enqueue_chunks(queue: Queue, chunks: list[tuple[str, int]], timeout: int) -> None:
+    """One job per chunk under a deterministic id; ids are all it carries."""
+    if chunks:
         queue.enqueue_many(
             [
                 Queue.prepare_data(
                     BATCH_JOB,
-                    args=(b,),
-                    job_id=job_id(b),
+                    args=(b, c),
+                    job_id=job_id(b, c),
                     timeout=timeout,
                     result_ttl=60,
                     failure_ttl=86400,
                 )
-                for b in batch_ids
+                for b, c in chunks
             ]
         )
 
 
-def ring(settings: Settings, batch_id: str) -> None:
-    """Enqueue after the commit, best effort: if Redis is down the relay enqueues it."""
+def ring(settings: Settings, batch_id: str, chunks: int) -> None:
+    """Enqueue after the commit, best effort: if Redis is down the relay enqueues them."""
     try:
-        enqueue_batches(batch_queue(settings), [batch_id], settings.batch_job_timeout)
+        enqueue_chunks(
+            batch_queue(settings),
+            [(batch_id, c) for c in range(chunks)],
+            settings.batch_job_timeout,
+        )
     except Exception as exc:
         log.warning("batch doorbell failed (%s); the relay will enqueue %s", exc, batch_id)
 
 
-def batch_job(batch_id: str) -> str:
-    """Declare the pending items of ``batch_id`` (ids in; the database is the record)."""
+def batch_job(batch_id: str, chunk: int) -> str:
+    """Declare the pending items of one chunk (ids in; the database is the record)."""
     settings = load_settings()
-    outcome = process_batch(
-        runtime(settings), batch_id, batch_limits(settings), settings.lease_seconds
+    outcome = process_chunk(
+        runtime(settings), batch_id, chunk, batch_limits(settings), settings.lease_seconds
     )
     log.info("batch %s: %s", batch_id, outcome)
     return outcome
 
 
-def _waiting(queue: Queue, batch_ids: list[str]) -> set[str]:
+def _waiting(queue: Queue, chunks: list[tuple[str, int]]) -> set[tuple[str, int]]:
     pipe = queue.connection.pipeline()
-    for b in batch_ids:
-        pipe.hget(Job.key_for(job_id(b)), "status")
+    for b, c in chunks:
+        pipe.hget(Job.key_for(job_id(b, c)), "status")
     return {
-        b
-        for b, status in zip(batch_ids, pipe.execute(), strict=True)
+        chunk
+        for chunk, status in zip(chunks, pipe.execute(), strict=True)
         if status in (b"queued", "queued")
     }
 
 
 def requeue_batches(settings: Settings) -> int:
-    """The relay's sweep: enqueue unfinished batches that no worker holds and whose job is
+    """The relay's sweep: enqueue unfinished chunks that no worker holds and whose job is
     not waiting in the queue; returns how many were enqueued."""
     engine = get_engine(settings.db_url)
     at = repo.now()
     with engine.connect() as conn:
-        due = store.due_batch_ids(conn, at, 100)
+        due = store.due_chunks(conn, at, 100)
     if not due:
         return 0
     queue = batch_queue(settings)
-    todo = [b for b in due if b not in _waiting(queue, due)]
-    enqueue_batches(queue, todo, settings.batch_job_timeout)
+    waiting = _waiting(queue, due)
+    todo = [c for c in due if c not in waiting]
+    enqueue_chunks(queue, todo, settings.batch_job_timeout)
     with engine.begin() as conn:
-        store.postpone_batches(conn, due, at + timedelta(seconds=settings.lease_seconds))
+        store.postpone_chunks(conn, due, at + timedelta(seconds=settings.lease_seconds))
     return len(todo)

@@ -16,13 +16,23 @@ UNFINISHED = ("queued", "running")
 _SUMMARY = [c for c in t.batches.c if c.name != "upload"]
 
 
-def insert_batch(conn: Connection, items: Sequence[dict[str, Any]], **values: Any) -> None:
-    """The batch row with its bytes, and one pending row per item."""
+def insert_batch(
+    conn: Connection,
+    items: Sequence[dict[str, Any]],
+    chunks: Sequence[dict[str, Any]],
+    **values: Any,
+) -> None:
+    """The batch row with its bytes, one pending row per item, one queued row per chunk."""
     conn.execute(insert(t.batches).values(**values))
     if items:
         conn.execute(
             insert(t.batch_items),
             [{"batch_id": values["id"], "status": "pending", **i} for i in items],
+        )
+    if chunks:
+        conn.execute(
+            insert(t.batch_chunks),
+            [{"batch_id": values["id"], "status": "queued", "attempts": 0, **c} for c in chunks],
         )
 
 
@@ -32,31 +42,96 @@ def get_batch(conn: Connection, batch_id: str, *, with_upload: bool = False) -> 
     return conn.execute(select(*cols).where(t.batches.c.id == batch_id)).mappings().first()
 
 
-def claim_batch(conn: Connection, batch_id: str, lease_seconds: float) -> bool:
-    """Take the batch for this worker unless it is finished or another worker's lease runs."""
+def _chunk(batch_id: str, chunk: int) -> Any:
+    return and_(t.batch_chunks.c.batch_id == batch_id, t.batch_chunks.c.chunk == chunk)
+
+
+def lock_batch(conn: Connection, batch_id: str) -> None:
+    """Serialise writers of one batch's counters and status (PostgreSQL; SQLite has one
+    writer anyway)."""
+    conn.execute(select(t.batches.c.id).where(t.batches.c.id == batch_id).with_for_update())
+
+
+def claim_chunk(conn: Connection, batch_id: str, chunk: int, lease: float) -> RowMapping | None:
+    """Take a chunk for this worker unless it is done or another worker's lease runs; the
+    chunk (its positions) when taken, else None. The batch shows as running."""
     at = now()
-    result = conn.execute(
-        update(t.batches)
+    taken = conn.execute(
+        update(t.batch_chunks)
         .where(
-            t.batches.c.id == batch_id,
-            t.batches.c.status.in_(UNFINISHED),
-            or_(t.batches.c.lease_until.is_(None), t.batches.c.lease_until < at),
+            _chunk(batch_id, chunk),
+            t.batch_chunks.c.status.in_(UNFINISHED),
+            or_(t.batch_chunks.c.lease_until.is_(None), t.batch_chunks.c.lease_until < at),
         )
         .values(
             status="running",
-            lease_until=at + timedelta(seconds=lease_seconds),
-            attempts=t.batches.c.attempts + 1,
-            updated_at=at,
+            lease_until=at + timedelta(seconds=lease),
+            attempts=t.batch_chunks.c.attempts + 1,
         )
+    ).rowcount
+    if taken != 1:
+        return None
+    conn.execute(
+        update(t.batches)
+        .where(t.batches.c.id == batch_id, t.batches.c.status == "queued")
+        .values(status="running", updated_at=at)
     )
-    return result.rowcount == 1
+    return conn.execute(select(t.batch_chunks).where(_chunk(batch_id, chunk))).mappings().first()
 
 
-def pending_positions(conn: Connection, batch_id: str) -> set[int]:
+def renew_chunk(conn: Connection, batch_id: str, chunk: int, lease: float) -> None:
+    conn.execute(
+        update(t.batch_chunks)
+        .where(_chunk(batch_id, chunk))
+        .values(lease_until=now() + timedelta(seconds=lease))
+    )
+
+
+def release_chunk(conn: Connection, batch_id: str, chunk: int, retry_in: float) -> None:
+    """Give a chunk back (a transient failure): the relay re-enqueues it after ``retry_in``."""
+    conn.execute(
+        update(t.batch_chunks)
+        .where(_chunk(batch_id, chunk))
+        .values(lease_until=None, requeue_at=now() + timedelta(seconds=retry_in))
+    )
+
+
+def finish_chunk(conn: Connection, batch_id: str, chunk: int) -> bool:
+    """Mark a chunk done; the batch is done with its last chunk (True then)."""
+    lock_batch(conn, batch_id)  # two last chunks finishing at once see each other
+    conn.execute(
+        update(t.batch_chunks)
+        .where(_chunk(batch_id, chunk))
+        .values(status="done", lease_until=None)
+    )
+    left = conn.execute(
+        select(func.count()).where(
+            t.batch_chunks.c.batch_id == batch_id, t.batch_chunks.c.status != "done"
+        )
+    ).scalar_one()
+    if left:
+        return False
+    update_batch(conn, batch_id, status="done", finished_at=now())
+    return True
+
+
+def fail_batch(conn: Connection, batch_id: str, error: str) -> None:
+    """A batch that can no longer be read: every chunk stops, the batch says why."""
+    conn.execute(
+        update(t.batch_chunks)
+        .where(t.batch_chunks.c.batch_id == batch_id)
+        .values(status="done", lease_until=None)
+    )
+    update_batch(conn, batch_id, status="failed", error=error, finished_at=now())
+
+
+def pending_positions(conn: Connection, batch_id: str, first: int, last: int) -> set[int]:
     return set(
         conn.execute(
             select(t.batch_items.c.position).where(
-                t.batch_items.c.batch_id == batch_id, t.batch_items.c.status == "pending"
+                t.batch_items.c.batch_id == batch_id,
+                t.batch_items.c.status == "pending",
+                t.batch_items.c.position.between(first, last),
             )
         ).scalars()
     )
@@ -103,26 +178,35 @@ def items_of(
     return list(conn.execute(stmt.order_by(t.batch_items.c.position).limit(limit)).mappings())
 
 
-def due_batch_ids(conn: Connection, at: datetime, limit: int) -> list[str]:
-    """Unfinished batches nobody holds a lease on, whose time for a look has come."""
-    return list(
-        conn.execute(
-            select(t.batches.c.id)
-            .where(
-                t.batches.c.status.in_(UNFINISHED),
-                t.batches.c.requeue_at <= at,
-                or_(t.batches.c.lease_until.is_(None), t.batches.c.lease_until < at),
-            )
-            .order_by(t.batches.c.requeue_at)
-            .limit(limit)
-        ).scalars()
-    )
+def due_chunks(conn: Connection, at: datetime, limit: int) -> list[tuple[str, int]]:
+    """Unfinished chunks nobody holds a lease on, whose time for a look has come."""
+    rows = conn.execute(
+        select(t.batch_chunks.c.batch_id, t.batch_chunks.c.chunk)
+        .where(
+            t.batch_chunks.c.status.in_(UNFINISHED),
+            t.batch_chunks.c.requeue_at <= at,
+            or_(t.batch_chunks.c.lease_until.is_(None), t.batch_chunks.c.lease_until < at),
+        )
+        .order_by(t.batch_chunks.c.requeue_at)
+        .limit(limit)
+    ).all()
+    return [(str(b), int(c)) for b, c in rows]
 
 
-def postpone_batches(conn: Connection, ids: Sequence[str], until: datetime) -> None:
-    if ids:
+def postpone_chunks(conn: Connection, chunks: Sequence[tuple[str, int]], until: datetime) -> None:
+    for batch_id, chunk in chunks:
         conn.execute(
-            update(t.batches)
-            .where(and_(t.batches.c.id.in_(list(ids)), t.batches.c.status.in_(UNFINISHED)))
+            update(t.batch_chunks)
+            .where(_chunk(batch_id, chunk), t.batch_chunks.c.status.in_(UNFINISHED))
             .values(requeue_at=until)
         )
+
+
+def chunks_of(conn: Connection, batch_id: str) -> list[int]:
+    return list(
+        conn.execute(
+            select(t.batch_chunks.c.chunk)
+            .where(t.batch_chunks.c.batch_id == batch_id)
+            .order_by(t.batch_chunks.c.chunk)
+        ).scalars()
+    )

@@ -287,14 +287,26 @@ batches = Table(
     Column("rejected", Integer, nullable=False, server_default="0"),
     Column("upload", LargeBinary, nullable=False),
     Column("error", Text),
-    Column("attempts", Integer, nullable=False, server_default="0"),
-    Column("lease_until", DateTime(timezone=True)),  # a worker is processing it until then
-    Column("requeue_at", DateTime(timezone=True), nullable=False),  # the relay's next look
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True)),
     Index("ix_batches_org_created", "org_id", "created_at"),
-    Index("ix_batches_unfinished", "status", "requeue_at"),
+)
+
+# A batch is declared in chunks of consecutive items, one rq job each, so several workers
+# share a large upload; each chunk is claimed with a lease and swept by the relay.
+batch_chunks = Table(
+    "batch_chunks",
+    metadata,
+    Column("batch_id", String(40), ForeignKey("batches.id"), primary_key=True),
+    Column("chunk", Integer, primary_key=True),
+    Column("first_position", Integer, nullable=False),
+    Column("last_position", Integer, nullable=False),
+    Column("status", String(10), nullable=False),  # queued | running | done
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("lease_until", DateTime(timezone=True)),  # a worker is processing it until then
+    Column("requeue_at", DateTime(timezone=True), nullable=False),  # the relay's next look
+    Index("ix_batch_chunks_unfinished", "status", "requeue_at"),
 )
 
 batch_items = Table(

@@ -40,12 +40,16 @@ from gateway.services.validate import validate_file
 log = logging.getLogger(__name__)
 FLUSH_ITEMS = 100
 FLUSH_SECONDS = 0.5
+RETRY_SECONDS = 5.0
+MIN_CHUNK = 250
+MAX_CHUNKS = 16
 
 
 @dataclass(frozen=True)
 class BatchAccepted:
     id: str
     total: int
+    chunks: int
 
 
 def submit_batch(
@@ -63,10 +67,16 @@ def submit_batch(
     at = repo.now()
     batch_id = new_id("bat")
     items = [{"position": i.position, "name": i.name[:300], "rows": i.rows} for i in upload.items]
+    due = at + timedelta(seconds=grace_seconds)
+    chunks = [
+        {"chunk": n, "first_position": first, "last_position": last, "requeue_at": due}
+        for n, (first, last) in enumerate(plan_chunks(len(items)))
+    ]
     with rt.engine.begin() as conn:
         store.insert_batch(
             conn,
             items,
+            chunks,
             id=batch_id,
             org_id=org_id,
             kind=upload.kind,
@@ -75,11 +85,17 @@ def submit_batch(
             status="queued",
             total=len(items),
             upload=body,
-            requeue_at=at + timedelta(seconds=grace_seconds),
             created_at=at,
             updated_at=at,
         )
-    return BatchAccepted(batch_id, len(items))
+    return BatchAccepted(batch_id, len(items), len(chunks))
+
+
+def plan_chunks(total: int) -> list[tuple[int, int]]:
+    """(first, last) item positions of each chunk: at least MIN_CHUNK items (each chunk job
+    reads the upload again), at most MAX_CHUNKS chunks (workers to share it among)."""
+    size = max(MIN_CHUNK, -(-total // MAX_CHUNKS))
+    return [(first, min(total, first + size - 1)) for first in range(1, total + 1, size)]
 
 
 def _item_body(
@@ -177,9 +193,13 @@ def declare_item(
     )
 
 
-def _flush(rt: Runtime, batch_id: str, results: list[dict[str, Any]], lease: float) -> None:
+def _flush(
+    rt: Runtime, batch_id: str, chunk: int, results: list[dict[str, Any]], lease: float
+) -> None:
+    """Record results, bring the batch's counters up to date, renew the chunk's lease."""
     with rt.engine.begin() as conn:
         store.record_items(conn, batch_id, results)
+        store.lock_batch(conn, batch_id)
         n = store.counts(conn, batch_id)
         store.update_batch(
             conn,
@@ -187,53 +207,70 @@ def _flush(rt: Runtime, batch_id: str, results: list[dict[str, Any]], lease: flo
             processed=n.get("accepted", 0) + n.get("rejected", 0),
             accepted=n.get("accepted", 0),
             rejected=n.get("rejected", 0),
-            lease_until=repo.now() + timedelta(seconds=lease),
         )
+        store.renew_chunk(conn, batch_id, chunk, lease)
     results.clear()
 
 
-def process_batch(rt: Runtime, batch_id: str, limits: BatchLimits, lease: float) -> str:
-    """Declare every pending item of a batch; returns what happened (for logs only)."""
-    with rt.engine.begin() as conn:
-        if not store.claim_batch(conn, batch_id, lease):
-            return "not claimed (finished, or another worker holds it)"
-    with rt.engine.connect() as conn:
-        batch = store.get_batch(conn, batch_id, with_upload=True)
-        assert batch is not None
-        pending = store.pending_positions(conn, batch_id)
-        dxp_id = repo.org_dxp_id(conn, batch["org_id"])
+def _read_again(rt: Runtime, batch: Any, limits: BatchLimits) -> Upload | None:
+    """The upload as it was read when accepted; None (and the batch failed) if it no longer
+    can be, e.g. because the limits were lowered since."""
     try:
-        upload = read_upload(
+        return read_upload(
             batch["upload"],
             KIND_MEDIA[batch["kind"]],
             batch["filename"] or "",
             batch["template"],
             limits,
         )
-    except GatewayError as exc:  # the limits changed since it was accepted
+    except GatewayError as exc:
         with rt.engine.begin() as conn:
-            store.update_batch(conn, batch_id, status="failed", error=exc.detail, lease_until=None)
-        return f"failed: {exc.detail}"
+            store.fail_batch(conn, batch["id"], exc.detail)
+        return None
+
+
+def process_chunk(rt: Runtime, batch_id: str, chunk: int, limits: BatchLimits, lease: float) -> str:
+    """Declare the pending items of one chunk of a batch; returns what happened (for logs)."""
+    with rt.engine.begin() as conn:
+        claimed = store.claim_chunk(conn, batch_id, chunk, lease)
+    if claimed is None:
+        return "not claimed (done, or another worker holds it)"
+    with rt.engine.connect() as conn:
+        batch = store.get_batch(conn, batch_id, with_upload=True)
+        assert batch is not None
+        first, last = claimed["first_position"], claimed["last_position"]
+        pending = store.pending_positions(conn, batch_id, first, last)
+        dxp_id = repo.org_dxp_id(conn, batch["org_id"])
+    upload = _read_again(rt, batch, limits)
+    if upload is None:
+        return "failed: the upload can no longer be read"
     results: list[dict[str, Any]] = []
-    last = time.monotonic()
+    flushed = time.monotonic()
     try:
-        for item in upload.items:
+        for item in upload.items[first - 1 : last]:
             if item.position not in pending:
                 continue
             results.append(declare_item(rt, batch, upload, item, limits, dxp_id))
-            if len(results) >= FLUSH_ITEMS or time.monotonic() - last > FLUSH_SECONDS:
-                _flush(rt, batch_id, results, lease)
-                last = time.monotonic()
+            if len(results) >= FLUSH_ITEMS or time.monotonic() - flushed > FLUSH_SECONDS:
+                _flush(rt, batch_id, chunk, results, lease)
+                flushed = time.monotonic()
     except (GatewayError, OperationalError):
         # Keep what is done; the relay gives the rest to a worker after a short pause.
         if results:
-            _flush(rt, batch_id, results, lease)
+            _flush(rt, batch_id, chunk, results, lease)
         with rt.engine.begin() as conn:
-            store.update_batch(
-                conn, batch_id, lease_until=None, requeue_at=repo.now() + timedelta(seconds=5)
-            )
+            store.release_chunk(conn, batch_id, chunk, RETRY_SECONDS)
         raise
-    _flush(rt, batch_id, results, lease)
+    _flush(rt, batch_id, chunk, results, lease)
     with rt.engine.begin() as conn:
-        store.update_batch(conn, batch_id, status="done", lease_until=None, finished_at=repo.now())
-    return f"done: {len(pending)} item(s) declared or refused"
+        done = store.finish_chunk(conn, batch_id, chunk)
+    return f"chunk {chunk}: {len(pending)} item(s) declared or refused" + (
+        "; batch done" if done else ""
+    )
+
+
+def process_batch(rt: Runtime, batch_id: str, limits: BatchLimits, lease: float) -> str:
+    """Every chunk of a batch in turn, in this process (tests, and a worker with no peers)."""
+    with rt.engine.connect() as conn:
+        chunks = store.chunks_of(conn, batch_id)
+    return "; ".join(process_chunk(rt, batch_id, c, limits, lease) for c in chunks)

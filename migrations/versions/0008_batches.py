@@ -1,4 +1,4 @@
-"""batches: bulk uploads and their per-item results
+"""batches: bulk uploads, their chunks and per-item results
 
 Revision ID: 0008_batches
 Revises: 0005
@@ -30,9 +30,6 @@ def upgrade() -> None:
         sa.Column("rejected", sa.Integer(), server_default="0", nullable=False),
         sa.Column("upload", sa.LargeBinary(), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
-        sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
-        sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("requeue_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
@@ -43,7 +40,25 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("batches", schema=None) as batch_op:
         batch_op.create_index("ix_batches_org_created", ["org_id", "created_at"], unique=False)
-        batch_op.create_index("ix_batches_unfinished", ["status", "requeue_at"], unique=False)
+    op.create_table(
+        "batch_chunks",
+        sa.Column("batch_id", sa.String(length=40), nullable=False),
+        sa.Column("chunk", sa.Integer(), nullable=False),
+        sa.Column("first_position", sa.Integer(), nullable=False),
+        sa.Column("last_position", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=10), nullable=False),
+        sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("requeue_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["batch_id"], ["batches.id"], name=op.f("fk_batch_chunks_batch_id_batches")
+        ),
+        sa.PrimaryKeyConstraint("batch_id", "chunk", name=op.f("pk_batch_chunks")),
+    )
+    with op.batch_alter_table("batch_chunks", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_batch_chunks_unfinished", ["status", "requeue_at"], unique=False
+        )
     op.create_table(
         "batch_items",
         sa.Column("batch_id", sa.String(length=40), nullable=False),
@@ -67,7 +82,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("batch_items")
+    with op.batch_alter_table("batch_chunks", schema=None) as batch_op:
+        batch_op.drop_index("ix_batch_chunks_unfinished")
+    op.drop_table("batch_chunks")
     with op.batch_alter_table("batches", schema=None) as batch_op:
-        batch_op.drop_index("ix_batches_unfinished")
         batch_op.drop_index("ix_batches_org_created")
     op.drop_table("batches")

@@ -23,7 +23,8 @@ from gateway.jobs.batch import batch_limits, batch_queue, job_id, requeue_batche
 from gateway.persistence import batches as store
 from gateway.persistence import repository as repo
 from gateway.provisioning import ensure_demo_org
-from gateway.services.batch import process_batch
+from gateway.services import batch as batch_service
+from gateway.services.batch import process_batch, process_chunk
 from gateway.services.runtime import Runtime
 from gateway.settings import Settings
 
@@ -89,7 +90,7 @@ def test_a_zip_of_messages_declares_the_good_files_and_names_the_bad_one(
     answer = resp.get_json()
     assert answer["status"] == "queued" and answer["total"] == 4
     assert resp.headers["Location"] == f"/api/v1/batches/{answer['id']}"
-    assert _run(runtime, settings, answer["id"]).startswith("done")
+    assert _run(runtime, settings, answer["id"]).endswith("batch done")
     got = client.get(f"/api/v1/batches/{answer['id']}").get_json()
     assert (got["status"], got["processed"], got["accepted"], got["rejected"]) == ("done", 4, 2, 2)
     by_name = {i["name"]: i for i in got["items"]}
@@ -180,8 +181,9 @@ def test_a_batch_processed_twice_declares_nothing_twice(
     # A worker died after declaring but before recording: the item is pending again.
     with runtime.engine.begin() as conn:
         conn.execute(store.t.batch_items.update().values(status="pending", declaration_ids=None))
-        store.update_batch(conn, batch_id, status="running", lease_until=None)
-    assert _run(runtime, settings, batch_id).startswith("done")
+        conn.execute(store.t.batch_chunks.update().values(status="running", lease_until=None))
+        store.update_batch(conn, batch_id, status="running")
+    assert _run(runtime, settings, batch_id).endswith("batch done")
     again = client.get(f"/api/v1/batches/{batch_id}").get_json()
     assert again["accepted"] == 1
     assert again["items"][0]["declaration_id"] == first["declaration_id"]
@@ -207,10 +209,10 @@ def test_the_job_is_enqueued_under_a_deterministic_id_and_the_relay_requeues_los
     ).get_json()["id"]
     conn = redis.Redis.from_url(settings.redis_url)
     queue = batch_queue(settings, conn)
-    assert job_id(batch_id) in queue.job_ids
+    assert job_id(batch_id, 0) in queue.job_ids
     conn.flushdb()  # Redis lost it
     assert requeue_batches(settings) == 1
-    assert job_id(batch_id) in queue.job_ids
+    assert job_id(batch_id, 0) in queue.job_ids
     assert requeue_batches(settings) == 0  # postponed: not enqueued again at once
 
 
@@ -298,12 +300,15 @@ def test_a_batch_another_worker_holds_is_left_to_it(
         "/api/v1/declarations/batch", data=_csv(header, rows), content_type="text/csv"
     ).get_json()["id"]
     with runtime.engine.begin() as conn:
-        assert store.claim_batch(conn, batch_id, 30)
+        assert store.claim_chunk(conn, batch_id, 0, 30) is not None
     assert _run(runtime, settings, batch_id).startswith("not claimed")
-    assert client.get(f"/api/v1/batches/{batch_id}").get_json()["processed"] == 0
+    got = client.get(f"/api/v1/batches/{batch_id}").get_json()
+    assert (got["status"], got["processed"]) == ("running", 0)
     with runtime.engine.begin() as conn:  # that worker died: its lease runs out
-        store.update_batch(conn, batch_id, lease_until=repo.now() - timedelta(seconds=1))
-    assert _run(runtime, settings, batch_id).startswith("done")
+        conn.execute(
+            store.t.batch_chunks.update().values(lease_until=repo.now() - timedelta(seconds=1))
+        )
+    assert "batch done" in _run(runtime, settings, batch_id)
     assert _run(runtime, settings, batch_id).startswith("not claimed")  # finished
 
 
@@ -386,3 +391,24 @@ def test_mangled_uploads_are_refused_or_reported_never_a_5xx(
         got = client.get(f"/api/v1/batches/{resp.get_json()['id']}").get_json()
         assert got["status"] == "done"
         assert all(i["http_status"] != 500 for i in got["items"]), got["items"]
+
+
+def test_a_large_batch_is_shared_by_workers_chunk_by_chunk(
+    client: FlaskClient, runtime: Runtime, settings: Settings, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(batch_service, "MIN_CHUNK", 1)
+    header, rows = _template_rows(client, "CEB411")
+    rows = [_set(header, rows[0], "payTransactionId", f"PAY-CHUNK-{n}") for n in range(3)]
+    answer = client.post(
+        "/api/v1/declarations/batch", data=_csv(header, rows), content_type="text/csv"
+    ).get_json()
+    queue = batch_queue(settings, redis.Redis.from_url(settings.redis_url))
+    assert {job_id(answer["id"], c) for c in range(3)} <= set(queue.job_ids)
+    limits, lease = batch_limits(settings), settings.lease_seconds
+    assert process_chunk(runtime, answer["id"], 2, limits, lease).startswith("chunk 2: 1 item")
+    assert client.get(f"/api/v1/batches/{answer['id']}").get_json()["status"] == "running"
+    process_chunk(runtime, answer["id"], 0, limits, lease)
+    assert "batch done" in process_chunk(runtime, answer["id"], 1, limits, lease)
+    got = client.get(f"/api/v1/batches/{answer['id']}").get_json()
+    assert (got["status"], got["accepted"]) == ("done", 3)
+    assert [i["status"] for i in got["items"]] == ["accepted"] * 3

@@ -291,3 +291,13 @@ def test_a_spreadsheet_with_a_header_but_no_rows_is_refused():
     with pytest.raises(UnreadableUpload) as err:
         read_upload(header.encode() + b"\r\n", "text/csv", "", None, LIMITS)
     assert err.value.violations[0].code == "batch.empty"
+
+
+def test_a_batch_is_cut_into_at_most_sixteen_chunks_of_at_least_250_items():
+    from gateway.services.batch import plan_chunks
+
+    assert plan_chunks(1) == [(1, 1)]
+    assert plan_chunks(250) == [(1, 250)]
+    assert plan_chunks(251) == [(1, 250), (251, 251)]
+    big = plan_chunks(10_000)
+    assert len(big) == 16 and big[0] == (1, 625) and big[-1] == (9376, 10_000)
