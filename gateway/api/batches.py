@@ -160,6 +160,23 @@ def submit() -> tuple[Response, int]:
     return resp, 200 if done else 202
 
 
+@bp.get("/api/v1/batches")
+def list_batches() -> Response:
+    """Your organisation's uploads, newest first, with their counts (``?limit=``, ``?cursor=``)."""
+    principal = current_principal(_rt())
+    limit = int(_number("limit", 50, 1, 200))
+    with _rt().engine.connect() as conn:
+        rows = store.list_batches(
+            conn, principal.org_id, before=request.args.get("cursor") or None, limit=limit + 1
+        )
+    return jsonify(
+        {
+            "items": [_summary(b) for b in rows[:limit]],
+            "next_cursor": rows[limit - 1]["id"] if len(rows) > limit else None,
+        }
+    )
+
+
 @bp.get("/api/v1/batches/<batch_id>")
 def get_batch(batch_id: str) -> Response:
     """A batch's progress and its items' results (``?status=``, ``?limit=``, ``?cursor=``;

@@ -301,6 +301,16 @@ def _batch_paths() -> dict[str, Any]:
                 ],
             )
         },
+        "/api/v1/batches": {
+            "get": _op(
+                "Your uploads, newest first, with their counts",
+                "200",
+                params=[
+                    {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+                    for n in ("limit", "cursor")
+                ],
+            )
+        },
         "/api/v1/batches/{batch_id}": {
             "get": _op(
                 "A batch's progress and per-item results (row, column, reason)",

@@ -210,3 +210,13 @@ def chunks_of(conn: Connection, batch_id: str) -> list[int]:
             .order_by(t.batch_chunks.c.chunk)
         ).scalars()
     )
+
+
+def list_batches(
+    conn: Connection, org_id: str, *, before: str | None, limit: int
+) -> list[RowMapping]:
+    """An organisation's batches, newest first (ids sort by creation)."""
+    stmt = select(*_SUMMARY).where(t.batches.c.org_id == org_id)
+    if before:
+        stmt = stmt.where(t.batches.c.id < before)
+    return list(conn.execute(stmt.order_by(t.batches.c.id.desc()).limit(limit)).mappings())

@@ -267,6 +267,10 @@ def test_another_organisation_cannot_see_a_batch(
     _org_id, key = create_org(settings, "Other Co.", ["9999999999"], "DXPENT0000000099", "broker")
     resp = client.get(f"/api/v1/batches/{batch_id}", headers={"Authorization": f"Bearer {key}"})
     assert resp.status_code == 404
+    theirs = client.get("/api/v1/batches", headers={"Authorization": f"Bearer {key}"})
+    assert theirs.get_json() == {"items": [], "next_cursor": None}
+    ours = client.get("/api/v1/batches?limit=1").get_json()
+    assert [b["id"] for b in ours["items"]] == [batch_id] and ours["next_cursor"] is None
 
 
 def test_templates_are_listed_and_downloadable_as_xlsx(client: FlaskClient):
