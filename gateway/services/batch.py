@@ -1,8 +1,9 @@
 """Bulk submission: keep the upload, then declare its items one by one, each through the
 same declare service as a single submission.
 
-Accepting a batch stores its bytes and one pending row per item in one transaction; an rq job
-(gateway/jobs/batch.py) then declares the pending items. Each item is declared with the
+Accepting a batch stores its bytes, one pending row per item and its chunks (runs of
+consecutive items) in one transaction; one rq job per chunk (gateway/jobs/batch.py) then
+claims the chunk with a lease and declares its pending items. Each item is declared with the
 Idempotency-Key ``batch:<batch id>:<position>`` and, for spreadsheets, guids derived from the
 same pair, so a batch processed twice (a worker killed, the relay re-enqueueing) replays the
 declarations it already made instead of declaring anything twice; the item rows say what is
@@ -176,7 +177,7 @@ def declare_item(
             status="rejected",
             http_status=500,
             title="Internal error",
-            detail="The gateway failed on this item; nothing was declared for it.",
+            detail="The gateway failed unexpectedly on this item (see its log).",
             errors=[],
             processed_at=at,
         )
