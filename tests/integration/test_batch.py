@@ -16,6 +16,7 @@ import pytest
 import redis
 from flask.testing import FlaskClient
 from hypothesis import strategies as st
+from sqlalchemy.exc import OperationalError
 
 from gateway import create_app
 from gateway.examples import fresh_ceb621, fresh_parcel
@@ -170,29 +171,38 @@ def test_a_duplicate_in_a_batch_is_409_for_that_item_only(
 
 
 def test_a_batch_processed_twice_declares_nothing_twice(
-    client: FlaskClient, runtime: Runtime, settings: Settings
+    client: FlaskClient, runtime: Runtime, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ):
     header, rows = _template_rows(client, "CEB311")
     batch_id = client.post(
         "/api/v1/declarations/batch", data=_csv(header, rows), content_type="text/csv"
     ).get_json()["id"]
-    _run(runtime, settings, batch_id)
-    first = client.get(f"/api/v1/batches/{batch_id}").get_json()["items"][0]
-    # A worker died after declaring but before recording: the item is pending again.
-    with runtime.engine.begin() as conn:
-        conn.execute(store.t.batch_items.update().values(status="pending", declaration_ids=None))
-        conn.execute(store.t.batch_chunks.update().values(status="running", lease_until=None))
-        store.update_batch(conn, batch_id, status="running")
+
+    def crash(*_args: object) -> None:
+        raise OperationalError("UPDATE batch_items", {}, Exception("the worker died"))
+
+    # The worker declares the item, then dies before it records the result.
+    with monkeypatch.context() as m:
+        m.setattr(store, "record_items", crash)
+        with pytest.raises(OperationalError):
+            _run(runtime, settings, batch_id)
+    got = client.get(f"/api/v1/batches/{batch_id}").get_json()
+    assert (got["status"], got["items"][0]["status"]) == ("running", "pending")
+    with runtime.engine.begin() as conn:  # its lease runs out; the relay re-enqueues the chunk
+        conn.execute(
+            store.t.batch_chunks.update().values(lease_until=repo.now() - timedelta(seconds=1))
+        )
     assert _run(runtime, settings, batch_id).endswith("batch done")
     again = client.get(f"/api/v1/batches/{batch_id}").get_json()
     assert again["accepted"] == 1
-    assert again["items"][0]["declaration_id"] == first["declaration_id"]
     assert again["items"][0]["http_status"] == 200  # replayed, not declared again
     with runtime.engine.connect() as conn:
         found = repo.list_declarations(
             conn, _org(runtime), status=None, message_type="CEB311", before=None, limit=10
         )
-    assert len(found) == 1
+        kept = store.get_batch(conn, batch_id, with_upload=True)
+    assert [d["id"] for d in found] == again["items"][0]["declaration_ids"]
+    assert kept is not None and kept["upload"] == b""  # done: the bytes are not kept
 
 
 def _org(runtime: Runtime) -> str:
