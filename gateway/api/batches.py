@@ -133,6 +133,9 @@ def submit() -> tuple[Response, int]:
     principal = current_principal(_rt())
     request.max_content_length = settings.batch_max_bytes
     wait = _number("wait", 0, 0, MAX_WAIT)
+    key = request.headers.get("Idempotency-Key") or None
+    if key is not None and len(key) > 200:
+        raise MalformedRequest("Idempotency-Key is longer than 200 characters.")
     template = request.args.get("template") or None
     if template:
         get_template(template)  # an unknown name is refused before the body is read
@@ -151,11 +154,13 @@ def submit() -> tuple[Response, int]:
         template,
         batch_limits(settings),
         settings.doorbell_grace,
+        key,
     )
-    ring(settings, accepted.id, accepted.chunks)
+    if not accepted.replayed:
+        ring(settings, accepted.id, accepted.chunks)
     b = _wait_for(accepted.id, principal.org_id, wait)
     done = b["status"] not in store.UNFINISHED
-    resp = jsonify(_with_items(b) if done else _summary(b))
+    resp = jsonify((_with_items(b) if done else _summary(b)) | {"replayed": accepted.replayed})
     resp.headers["Location"] = url_for("batches.get_batch", batch_id=accepted.id)
     return resp, 200 if done else 202
 

@@ -293,6 +293,12 @@ def _batch_paths() -> dict[str, Any]:
                         "CEB621/inventory (default: the one the header row fits)",
                     },
                     {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string", "maxLength": 200},
+                    },
+                    {
                         "name": "X-Filename",
                         "in": "header",
                         "required": False,

@@ -42,6 +42,18 @@ def get_batch(conn: Connection, batch_id: str, *, with_upload: bool = False) -> 
     return conn.execute(select(*cols).where(t.batches.c.id == batch_id)).mappings().first()
 
 
+def find_batch_by_idempotency_key(conn: Connection, org_id: str, key: str) -> RowMapping | None:
+    return (
+        conn.execute(
+            select(*_SUMMARY).where(
+                t.batches.c.org_id == org_id, t.batches.c.idempotency_key == key
+            )
+        )
+        .mappings()
+        .first()
+    )
+
+
 def _chunk(batch_id: str, chunk: int) -> Any:
     return and_(t.batch_chunks.c.batch_id == batch_id, t.batch_chunks.c.chunk == chunk)
 

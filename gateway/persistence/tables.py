@@ -286,11 +286,14 @@ batches = Table(
     Column("accepted", Integer, nullable=False, server_default="0"),
     Column("rejected", Integer, nullable=False, server_default="0"),
     Column("upload", LargeBinary, nullable=False),
+    Column("body_hash", String(64), nullable=False),
+    Column("idempotency_key", String(200)),  # a retried upload answers with the same batch
     Column("error", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("finished_at", DateTime(timezone=True)),
     Index("ix_batches_org_created", "org_id", "created_at"),
+    UniqueConstraint("org_id", "idempotency_key"),
 )
 
 # A batch is declared in chunks of consecutive items, one rq job each, so several workers

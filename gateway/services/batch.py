@@ -13,15 +13,16 @@ next item goes on.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
-from gateway.domain.errors import GatewayError
+from gateway.domain.errors import GatewayError, IdempotencyKeyReused, ServiceUnavailable, Violation
 from gateway.persistence import batches as store
 from gateway.persistence import repository as repo
 from gateway.persistence.ids import new_id
@@ -51,6 +52,24 @@ class BatchAccepted:
     id: str
     total: int
     chunks: int
+    replayed: bool = False
+
+
+def _replay(rt: Runtime, org_id: str, key: str, body_hash: str) -> BatchAccepted | None:
+    """The batch an earlier upload with this Idempotency-Key made, if any."""
+    with rt.engine.connect() as conn:
+        found = store.find_batch_by_idempotency_key(conn, org_id, key)
+        if found is None:
+            return None
+        if found["body_hash"] != body_hash:
+            raise IdempotencyKeyReused(
+                "This Idempotency-Key was used before with a different upload.",
+                violations=[
+                    Violation("/", "idempotency.key_reused", "send the original file, or a new key")
+                ],
+                extra={"batch_id": found["id"]},
+            )
+        return BatchAccepted(found["id"], found["total"], 0, replayed=True)
 
 
 def submit_batch(
@@ -62,8 +81,15 @@ def submit_batch(
     template: str | None,
     limits: BatchLimits,
     grace_seconds: float,
+    idempotency_key: str | None = None,
 ) -> BatchAccepted:
-    """Read the upload (refusing it whole if unreadable) and store it with its items."""
+    """Read the upload (refusing it whole if unreadable) and store it with its items; an
+    upload retried with the same Idempotency-Key answers with the batch it made."""
+    body_hash = hashlib.sha256(body).hexdigest()
+    if idempotency_key:
+        replay = _replay(rt, org_id, idempotency_key, body_hash)
+        if replay is not None:
+            return replay
     upload = read_upload(body, content_type, filename, template, limits)
     at = repo.now()
     batch_id = new_id("bat")
@@ -73,23 +99,36 @@ def submit_batch(
         {"chunk": n, "first_position": first, "last_position": last, "requeue_at": due}
         for n, (first, last) in enumerate(plan_chunks(len(items)))
     ]
-    with rt.engine.begin() as conn:
-        store.insert_batch(
-            conn,
-            items,
-            chunks,
-            id=batch_id,
-            org_id=org_id,
-            kind=upload.kind,
-            template=upload.template.type if upload.template else None,
-            filename=filename[:255] or None,
-            status="queued",
-            total=len(items),
-            upload=body,
-            created_at=at,
-            updated_at=at,
-        )
+    try:
+        with rt.engine.begin() as conn:
+            store.insert_batch(
+                conn,
+                items,
+                chunks,
+                id=batch_id,
+                org_id=org_id,
+                kind=upload.kind,
+                template=upload.template.type if upload.template else None,
+                filename=filename[:255] or None,
+                status="queued",
+                total=len(items),
+                upload=body,
+                body_hash=body_hash,
+                idempotency_key=idempotency_key,
+                created_at=at,
+                updated_at=at,
+            )
+    except IntegrityError:
+        return _concurrent_twin(rt, org_id, idempotency_key, body_hash)
     return BatchAccepted(batch_id, len(items), len(chunks))
+
+
+def _concurrent_twin(rt: Runtime, org_id: str, key: str | None, body_hash: str) -> BatchAccepted:
+    """The same upload and key arrived twice at once and the other one was stored first."""
+    replay = _replay(rt, org_id, key, body_hash) if key else None
+    if replay is None:
+        raise ServiceUnavailable("The batch could not be stored; please retry.")
+    return replay
 
 
 def plan_chunks(total: int) -> list[tuple[int, int]]:

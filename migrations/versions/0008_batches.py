@@ -29,6 +29,8 @@ def upgrade() -> None:
         sa.Column("accepted", sa.Integer(), server_default="0", nullable=False),
         sa.Column("rejected", sa.Integer(), server_default="0", nullable=False),
         sa.Column("upload", sa.LargeBinary(), nullable=False),
+        sa.Column("body_hash", sa.String(length=64), nullable=False),
+        sa.Column("idempotency_key", sa.String(length=200), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
@@ -37,6 +39,9 @@ def upgrade() -> None:
             ["org_id"], ["organisations.id"], name=op.f("fk_batches_org_id_organisations")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_batches")),
+        sa.UniqueConstraint(
+            "org_id", "idempotency_key", name=op.f("uq_batches_org_id_idempotency_key")
+        ),
     )
     with op.batch_alter_table("batches", schema=None) as batch_op:
         batch_op.create_index("ix_batches_org_created", ["org_id", "created_at"], unique=False)

@@ -426,3 +426,24 @@ def test_a_large_batch_is_shared_by_workers_chunk_by_chunk(
     got = client.get(f"/api/v1/batches/{answer['id']}").get_json()
     assert (got["status"], got["accepted"]) == ("done", 3)
     assert [i["status"] for i in got["items"]] == ["accepted"] * 3
+
+
+def test_an_upload_retried_with_its_idempotency_key_answers_with_the_same_batch(
+    client: FlaskClient,
+):
+    header, rows = _template_rows(client, "CEB511")
+    body, headers = _csv(header, rows), {"Idempotency-Key": "upload-7"}
+    first = client.post(
+        "/api/v1/declarations/batch", data=body, content_type="text/csv", headers=headers
+    )
+    again = client.post(
+        "/api/v1/declarations/batch", data=body, content_type="text/csv", headers=headers
+    )
+    assert first.status_code == again.status_code == 202
+    assert again.get_json()["id"] == first.get_json()["id"]
+    assert (first.get_json()["replayed"], again.get_json()["replayed"]) == (False, True)
+    other = client.post(
+        "/api/v1/declarations/batch", data=body + b"\r\n", content_type="text/csv", headers=headers
+    )
+    assert other.status_code == 422
+    assert other.get_json()["errors"][0]["code"] == "idempotency.key_reused"
