@@ -274,39 +274,43 @@ def _batch_paths() -> dict[str, Any]:
         {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
         for n in ("status", "limit", "cursor")
     ]
+    upload = _op(
+        "Declare many at once: a ZIP of messages, or a CSV/XLSX per template "
+        "(202 with progress; 200 with the results when done within ?wait)",
+        "202",
+        body=BATCH_UPLOAD,
+        errors=("400", "413", "415", "422", "503"),
+        params=[
+            WAIT,
+            {
+                "name": "template",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "CEB311/order, CEB411/payment, CEB511/waybill, "
+                "CEB621/inventory (default: the one the header row fits)",
+            },
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "maxLength": 200},
+            },
+            {
+                "name": "X-Filename",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+            },
+        ],
+    )
+    # Done within ?wait (or a replayed upload that is done): 200 with the items.
+    upload["responses"]["200"] = {
+        "description": "Done",
+        "content": {"application/json": {"schema": {}}},
+    }
     return {
-        "/api/v1/declarations/batch": {
-            "post": _op(
-                "Declare many at once: a ZIP of messages, or a CSV/XLSX per template "
-                "(202 with progress; 200 with the results when done within ?wait)",
-                "202",
-                body=BATCH_UPLOAD,
-                errors=("400", "413", "415", "422"),
-                params=[
-                    WAIT,
-                    {
-                        "name": "template",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "string"},
-                        "description": "CEB311/order, CEB411/payment, CEB511/waybill, "
-                        "CEB621/inventory (default: the one the header row fits)",
-                    },
-                    {
-                        "name": "Idempotency-Key",
-                        "in": "header",
-                        "required": False,
-                        "schema": {"type": "string", "maxLength": 200},
-                    },
-                    {
-                        "name": "X-Filename",
-                        "in": "header",
-                        "required": False,
-                        "schema": {"type": "string"},
-                    },
-                ],
-            )
-        },
+        "/api/v1/declarations/batch": {"post": upload},
         "/api/v1/batches": {
             "get": _op(
                 "Your uploads, newest first, with their counts",
