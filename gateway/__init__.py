@@ -46,4 +46,7 @@ def create_app(
 
     app.register_blueprint(trace.bp)
     web.init_app(app, settings)
+    from gateway.api import batches
+
+    app.register_blueprint(batches.bp)
     return app

@@ -86,8 +86,14 @@ def create_org_cmd(name: str, codes: str, dxp_id: str, role: str) -> None:
 
 
 @cli.command()
-def worker() -> None:
-    """Run one rq worker on the delivery queue."""
+@click.option(
+    "--queue",
+    "queue_name",
+    default=None,
+    help="Queue to serve (default: the delivery queue; `batches` for bulk uploads).",
+)
+def worker(queue_name: str | None) -> None:
+    """Run one rq worker on the delivery queue (or the one named)."""
     import redis
     from rq import Worker
     from rq.serializers import JSONSerializer
@@ -109,7 +115,7 @@ def worker() -> None:
         signal.signal(signal.SIGINT, note_stop)
         try:
             w = Worker(
-                [settings.queue_name],
+                [queue_name or settings.queue_name],
                 connection=redis_connection(settings),
                 serializer=JSONSerializer,
                 maintenance_interval=30,
@@ -210,6 +216,88 @@ def _answer_lines(path: Path, resp: httpx.Response, verbose: bool) -> str:
     if existing:
         lines.append(f"  already declared: {', '.join(existing)}")
     return "\n".join(lines)
+
+
+BATCH_MEDIA = {
+    ".zip": "application/zip",
+    ".csv": "text/csv",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+def _where(e: dict) -> str:  # type: ignore[type-arg]
+    """Where an error is: the row and column of a spreadsheet, the path and line of a file."""
+    if "row" in e:
+        return f"row {e['row']}" + (f" column {e['column']}" if e.get("column") else "")
+    return str(e.get("path", "")) + (f" (line {e['line']})" if e.get("line") else "")
+
+
+def _print_batch_items(body: dict) -> None:  # type: ignore[type-arg]
+    for item in body.get("items", []):
+        head = f"  {item['item']:>5}  {item['name']:<24} {item['status']:<9}"
+        if item["status"] == "accepted":
+            click.echo(f"{head} {', '.join(item['declaration_ids'])}")
+            continue
+        click.echo(f"{head} {item['http_status'] or ''} {item['title'] or ''}")
+        for e in item["errors"]:
+            zh = f" / {e['message_zh']}" if e.get("message_zh") else ""
+            click.echo(f"         {_where(e)}: [{e['code']}] {e['message']}{zh}")
+
+
+@cli.command("submit-batch")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--template",
+    default=None,
+    help="CEB311/order, CEB411/payment, CEB511/waybill, CEB621/inventory (default: by header).",
+)
+@click.option("--wait", "wait_s", default=60.0, show_default=True, help="Seconds to wait for it.")
+@click.option("--rejected-only", is_flag=True, help="List only the items that were refused.")
+@click.option(
+    "--key", envvar="GATEWAY_API_KEY", required=True, help="API key (or GATEWAY_API_KEY)."
+)
+@click.option("--url", default=None, help="Gateway base URL.")
+def submit_batch_cmd(
+    file: Path, template: str | None, wait_s: float, rejected_only: bool, key: str, url: str | None
+) -> None:
+    """Upload a ZIP of messages, or a CSV/XLSX per template; print each item's result."""
+    base = url or _client_base()
+    headers = {
+        "Authorization": f"Bearer {key}",
+        "Content-Type": BATCH_MEDIA.get(file.suffix.lower(), "application/octet-stream"),
+        "X-Filename": file.name,
+    }
+    params = {"wait": str(min(60.0, wait_s))} | ({"template": template} if template else {})
+    with httpx.Client(
+        base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=90
+    ) as http:
+        resp = http.post(
+            "/api/v1/declarations/batch", content=file.read_bytes(), headers=headers, params=params
+        )
+        body = resp.json()
+        if resp.status_code >= 400:
+            click.echo(
+                f"{file}: {resp.status_code}\n{json.dumps(body, ensure_ascii=False, indent=2)}"
+            )
+            sys.exit(1)
+        deadline = time.monotonic() + wait_s
+        while body["status"] in ("queued", "running") and time.monotonic() < deadline:
+            click.echo(f"{body['id']}: {body['status']} {body['processed']}/{body['total']}")
+            body = http.get(resp.headers["Location"], params={"wait": "10"}).json()
+        click.echo(
+            f"{body['id']}  {body['status']}  {body['total']} item(s): "
+            f"{body['accepted']} accepted, {body['rejected']} rejected"
+        )
+        query = {"limit": "1000"} | ({"status": "rejected"} if rejected_only else {})
+        page = http.get(resp.headers["Location"], params=query).json()
+        while True:
+            _print_batch_items(page)
+            if not page.get("next_cursor"):
+                break
+            page = http.get(
+                resp.headers["Location"], params=query | {"cursor": page["next_cursor"]}
+            ).json()
+    sys.exit(0 if body["status"] == "done" and not body["rejected"] else 1)
 
 
 @cli.command()

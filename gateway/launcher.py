@@ -203,6 +203,13 @@ def run(settings: Settings) -> int:
             sup.start(f"worker-{n + 1}", [py, "-m", "gateway", "worker"])
         sup.wait_until(lambda: _http_ok(sandbox + "/healthz"), "sandbox")
         sup.wait_until(lambda: _http_ok(base + "/healthz"), "gateway")
+        # Bulk uploads get their own workers, so a long batch never holds up deliveries;
+        # started last, so they do not slow the others' start on a small machine.
+        for n in range(max(1, settings.batch_workers)):
+            sup.start(
+                f"worker-batch-{n + 1}",
+                [py, "-m", "gateway", "worker", "--queue", settings.batch_queue_name],
+            )
         print(
             f"""
   gateway    {base}   (health: {base}/healthz)

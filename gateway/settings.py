@@ -89,6 +89,12 @@ class Settings:
     metrics_cache_seconds: float
     web_secret: str
     data_keys: str
+    batch_max_bytes: int
+    batch_max_items: int
+    batch_max_uncompressed_bytes: int
+    batch_queue_name: str
+    batch_job_timeout: int
+    batch_workers: int
 
     @property
     def data_path(self) -> Path:

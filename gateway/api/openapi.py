@@ -75,6 +75,37 @@ READINESS = {
 ID = [{"name": "declaration_id", "in": "path", "required": True, "schema": {"type": "string"}}]
 
 
+BATCH_ID = [{"name": "batch_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+TEMPLATE_NAME = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
+WAIT = {
+    "name": "wait",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "number", "minimum": 0, "maximum": 60},
+    "description": "hold the answer up to this many seconds, until the batch is done",
+}
+BATCH_UPLOAD = {
+    "required": True,
+    "content": {
+        "application/zip": {
+            "schema": {"type": "string", "format": "binary", "description": "XML/JSON messages"}
+        },
+        "text/csv": {
+            "schema": {"type": "string", "description": "UTF-8 (BOM or not) or GBK/GB18030"}
+        },
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {
+            "schema": {"type": "string", "format": "binary"}
+        },
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {"file": {"type": "string", "format": "binary"}},
+            }
+        },
+    },
+}
+
+
 def _op(
     summary: str,
     ok: str,
@@ -256,6 +287,7 @@ def document() -> dict[str, Any]:
                     "The port's signed arrival or gate-out", "200", auth=False, body=SIGNED_ENVELOPE
                 )
             },
+            **_batch_paths(),
             "/api/v1/openapi.json": {"get": _op("This document", "200", auth=False, errors=())},
             "/healthz": {"get": _op("Liveness: the process answers", "200", auth=False, errors=())},
             "/readyz": {
@@ -299,6 +331,93 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+        },
+    }
+
+
+def _batch_paths() -> dict[str, Any]:
+    """Bulk submission: the upload, its progress and per-item results, the templates."""
+    query = [
+        {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+        for n in ("status", "limit", "cursor")
+    ]
+    upload = _op(
+        "Declare many at once: a ZIP of messages, or a CSV/XLSX per template "
+        "(202 with progress; 200 with the results when done within ?wait)",
+        "202",
+        body=BATCH_UPLOAD,
+        errors=("400", "413", "415", "422", "503"),
+        params=[
+            WAIT,
+            {
+                "name": "template",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "CEB311/order, CEB411/payment, CEB511/waybill, "
+                "CEB621/inventory (default: the one the header row fits)",
+            },
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "maxLength": 200},
+            },
+            {
+                "name": "X-Filename",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+            },
+        ],
+    )
+    # Done within ?wait (or a replayed upload that is done): 200 with the items.
+    upload["responses"]["200"] = {
+        "description": "Done",
+        "content": {"application/json": {"schema": {}}},
+    }
+    return {
+        "/api/v1/declarations/batch": {"post": upload},
+        "/api/v1/batches": {
+            "get": _op(
+                "Your uploads, newest first, with their counts",
+                "200",
+                params=[
+                    {"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+                    for n in ("limit", "cursor")
+                ],
+            )
+        },
+        "/api/v1/batches/{batch_id}": {
+            "get": _op(
+                "A batch's progress and per-item results (row, column, reason)",
+                "200",
+                params=[*BATCH_ID, WAIT, *query],
+                errors=("400", "404"),
+            )
+        },
+        "/api/v1/templates": {
+            "get": _op("The spreadsheet templates and their columns", "200", auth=False, errors=())
+        },
+        "/api/v1/templates/{name}.csv": {
+            "get": _op(
+                "A template as CSV (header and example rows)",
+                "200",
+                auth=False,
+                params=TEMPLATE_NAME,
+                errors=("404",),
+                ok_type="text/csv",
+            )
+        },
+        "/api/v1/templates/{name}.xlsx": {
+            "get": _op(
+                "A template as an XLSX workbook",
+                "200",
+                auth=False,
+                params=TEMPLATE_NAME,
+                errors=("404",),
+                ok_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            )
         },
     }
 

@@ -11,6 +11,7 @@ translated into these at the edge that calls the library; none crosses a port.
         PayloadTooLarge (413), UnsupportedMediaType (415), UnknownMessageType (415)
         SchemaInvalid (422), BusinessRuleViolation (422), IdempotencyKeyReused (422)
         InvalidQuery (422): a bad filter or search parameter
+        UnreadableUpload (400), TemplateMismatch (422): bulk uploads
       AuthenticationRequired (401), PermissionDenied (403)
       NotFound (404)
       DuplicateDeclaration (409)
@@ -204,3 +205,19 @@ class InvalidQuery(InputError):
     status = 422
     type_slug = "invalid-query"
     title = "Invalid query parameter"
+
+
+class UnreadableUpload(InputError):
+    """A bulk upload that cannot be read as what it claims: not a ZIP, a zip bomb, a path
+    that escapes the archive, a CSV in an unknown encoding."""
+
+    type_slug = "unreadable-upload"
+    title = "The upload cannot be read"
+
+
+class TemplateMismatch(InputError):
+    """A spreadsheet whose header row does not fit a document template."""
+
+    status = 422
+    type_slug = "template-mismatch"
+    title = "The spreadsheet does not fit its template"

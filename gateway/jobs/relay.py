@@ -16,6 +16,7 @@ from rq import Queue
 from rq.job import Job
 
 from gateway.bootstrap import delivery_queue, enqueue_deliveries, runtime
+from gateway.jobs.batch import requeue_batches
 from gateway.jobs.webhooks import webhook_pass
 from gateway.persistence import repository as repo
 from gateway.persistence.database import get_engine
@@ -80,6 +81,8 @@ def run_relay(settings: Settings) -> None:
             if n:
                 log.info("relay enqueued %d dispatch(es)", n)
             webhook_pass(settings)  # the webhook outbox, fed from the events log
+            if requeue_batches(settings):
+                log.info("relay re-enqueued unfinished batch(es)")
             if time.monotonic() >= next_poll:
                 next_poll = time.monotonic() + settings.poll_interval
                 found = poll_all(runtime(settings), http, endpoints)

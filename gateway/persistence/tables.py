@@ -388,3 +388,62 @@ declaration_numbers = Table(
     Column("number", String(100), primary_key=True),
     Index("ix_declaration_numbers_number", "number", "kind"),
 )
+
+# Bulk submission: one row per upload (its bytes kept until done, so a crash loses nothing)
+# and one per item (a file of a ZIP, or a document of a spreadsheet) with its own result.
+batches = Table(
+    "batches",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("org_id", String(40), ForeignKey("organisations.id"), nullable=False),
+    Column("kind", String(10), nullable=False),  # zip | csv | xlsx
+    Column("template", String(10)),  # CEB311 | CEB411 | CEB511 | CEB621 (spreadsheets)
+    Column("filename", String(255)),
+    Column("status", String(10), nullable=False),  # queued | running | done | failed
+    Column("total", Integer, nullable=False),
+    Column("processed", Integer, nullable=False, server_default="0"),
+    Column("accepted", Integer, nullable=False, server_default="0"),
+    Column("rejected", Integer, nullable=False, server_default="0"),
+    Column("upload", LargeBinary, nullable=False),
+    Column("body_hash", String(64), nullable=False),
+    Column("idempotency_key", String(200)),  # a retried upload answers with the same batch
+    Column("error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Index("ix_batches_org_created", "org_id", "created_at"),
+    UniqueConstraint("org_id", "idempotency_key"),
+)
+
+# A batch is declared in chunks of consecutive items, one rq job each, so several workers
+# share a large upload; each chunk is claimed with a lease and swept by the relay.
+batch_chunks = Table(
+    "batch_chunks",
+    metadata,
+    Column("batch_id", String(40), ForeignKey("batches.id"), primary_key=True),
+    Column("chunk", Integer, primary_key=True),
+    Column("first_position", Integer, nullable=False),
+    Column("last_position", Integer, nullable=False),
+    Column("status", String(10), nullable=False),  # queued | running | done
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("lease_until", DateTime(timezone=True)),  # a worker is processing it until then
+    Column("requeue_at", DateTime(timezone=True), nullable=False),  # the relay's next look
+    Index("ix_batch_chunks_unfinished", "status", "requeue_at"),
+)
+
+batch_items = Table(
+    "batch_items",
+    metadata,
+    Column("batch_id", String(40), ForeignKey("batches.id"), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("name", String(300), nullable=False),  # the file, or "rows 7-9"
+    Column("rows", JSON),  # spreadsheet row numbers of this document
+    Column("status", String(10), nullable=False),  # pending | accepted | rejected
+    Column("http_status", Integer),
+    Column("title", String(200)),
+    Column("detail", Text),
+    Column("message_id", String(40)),
+    Column("declaration_ids", JSON),
+    Column("errors", JSON),
+    Column("processed_at", DateTime(timezone=True)),
+)

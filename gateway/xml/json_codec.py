@@ -70,9 +70,12 @@ def json_to_xml(obj: Any) -> bytes:
             f"{root_name} must be an object.",
             violations=[_violation(f"/{root_name}", "json.shape", "expected an object")],
         )
-    element, _errors = _codec(spec).encode(
-        content, path=f"{{{CEB_NS}}}{spec.root}", namespaces={"": CEB_NS}, validation="lax"
+    # "skip": values go into the XML as sent (a lax encode would blank an invalid number),
+    # so the XML validation reports what the sender wrote.
+    encoded = _codec(spec).encode(
+        content, path=f"{{{CEB_NS}}}{spec.root}", namespaces={"": CEB_NS}, validation="skip"
     )
+    element = encoded[0] if isinstance(encoded, tuple) else encoded
     if element is None:
         raise MalformedRequest(
             f"{root_name} could not be turned into XML.",
