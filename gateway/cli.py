@@ -62,12 +62,19 @@ def gen_keys_cmd() -> None:
     show_default=True,
     type=click.Choice(["seller", "broker", "port", "authority", "admin"]),
 )
-def create_org_cmd(name: str, codes: str, dxp_id: str, role: str) -> None:
-    """Create an organisation and print a new API key (shown once, stored hashed)."""
+@click.option("--key-name", default=None, help="A label for the API key (see `api-keys list`).")
+def create_org_cmd(name: str, codes: str, dxp_id: str, role: str, key_name: str | None) -> None:
+    """Create an organisation (or reuse one by name) and print a new API key (shown once,
+    stored hashed); more keys: `api-keys create`."""
     from gateway.provisioning import create_org
 
     org_id, key = create_org(
-        load_settings(), name, [c.strip() for c in codes.split(",")], dxp_id, role
+        load_settings(),
+        name,
+        [c.strip() for c in codes.split(",") if c.strip()],
+        dxp_id,
+        role,
+        key_name=key_name,
     )
     click.echo(json.dumps({"org_id": org_id, "api_key": key}))
 
@@ -417,3 +424,14 @@ def keys_rotate(ctx: click.Context, org: str, key_type: str | None) -> None:
     ctx.invoke(
         keys_generate, org=org, key_type=key_type or (current[0].key_type if current else "rsa")
     )
+
+
+def _add_access_commands() -> None:
+    """The `orgs`, `api-keys` and `users` groups live in gateway/cli_access.py."""
+    from gateway.cli_access import COMMANDS
+
+    for command in COMMANDS:
+        cli.add_command(command)
+
+
+_add_access_commands()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from gateway.api.auth import hash_key, new_api_key
 from gateway.bootstrap import declarant_key_paths, gateway_key_paths
+from gateway.persistence import accounts
 from gateway.persistence import repository as repo
 from gateway.persistence.database import get_engine
 from gateway.persistence.ids import new_id
@@ -65,6 +66,7 @@ def create_org(
     dxp_id: str,
     role: str = "broker",
     api_key: str | None = None,
+    key_name: str | None = None,
 ) -> tuple[str, str]:
     """Create an organisation (or reuse one by name) and give it an API key."""
     key = api_key or new_api_key()
@@ -75,7 +77,15 @@ def create_org(
         if org is None:
             repo.insert_org(conn, org_id, name, codes, dxp_id)
         if not repo.key_hash_exists(conn, hash_key(key)):
-            repo.insert_api_key(conn, new_id("key"), org_id, hash_key(key), key[:8], role)
+            accounts.insert_key(
+                conn,
+                key_id=new_id("key"),
+                org_id=org_id,
+                key_hash=hash_key(key),
+                prefix=key[:8],
+                role=role,
+                name=key_name,
+            )
     return org_id, key
 
 
@@ -90,6 +100,7 @@ def ensure_demo_org(settings: Settings) -> str:
         settings.demo_codes,
         settings.demo_org_dxp_id,
         api_key=key or None,
+        key_name="demo",
     )
     if not settings.demo_api_key:
         remembered.write_text(key + "\n")

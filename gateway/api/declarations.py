@@ -7,9 +7,11 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from gateway.api.auth import current_principal
+from gateway.domain.access import Capability
 from gateway.domain.errors import MalformedRequest, NotFound, Violation
 from gateway.domain.statuses import DeclarationStatus, Phase
 from gateway.persistence import repository as repo
+from gateway.persistence.visibility import find_visible
 from gateway.services.cancel import cancel
 from gateway.services.declare import Accepted, declare
 from gateway.services.runtime import Runtime
@@ -64,7 +66,7 @@ def _accepted_body(acc: Accepted) -> dict[str, Any]:
 @bp.post("")
 def submit() -> tuple[Response, int]:
     """Declare once: validate, sign, store and queue a CEB message; 202 when accepted."""
-    principal = current_principal(_rt())
+    principal = current_principal(_rt(), Capability.DECLARE)
     key = request.headers.get("Idempotency-Key") or None
     if key is not None and len(key) > 200:
         raise MalformedRequest("Idempotency-Key is longer than 200 characters.")
@@ -76,11 +78,12 @@ def submit() -> tuple[Response, int]:
     return resp, 200 if acc.replayed else 202
 
 
-def _owned(declaration_id: str) -> Any:
-    principal = current_principal(_rt())
+def _owned(declaration_id: str, *, whole_message: bool = False) -> Any:
+    """The declaration if the caller sees it; a foreign one is answered as a missing one."""
+    principal = current_principal(_rt(), Capability.READ)
     with _rt().engine.connect() as conn:
-        decl = repo.get_declaration(conn, declaration_id)
-    if decl is None or decl["org_id"] != principal.org_id:
+        decl = find_visible(conn, principal.viewer, declaration_id, whole_message=whole_message)
+    if decl is None:
         raise NotFound(f"No declaration {declaration_id} is visible to you.")
     return decl
 
@@ -141,7 +144,7 @@ def get_one(declaration_id: str) -> Response:
 @bp.get("/<declaration_id>/signed")
 def signed(declaration_id: str) -> Response:
     """The exact signed XML that was (or will be) transmitted for this declaration."""
-    decl = _owned(declaration_id)
+    decl = _owned(declaration_id, whole_message=True)
     with _rt().engine.connect() as conn:
         msg = repo.get_message(conn, decl["message_id"])
     assert msg is not None
@@ -151,14 +154,16 @@ def signed(declaration_id: str) -> Response:
 @bp.post("/<declaration_id>/cancel")
 def cancel_one(declaration_id: str) -> tuple[Response, int]:
     """Cancel an accepted inventory list (CEB623 / CEB605): 202 with the cancellation."""
-    principal = current_principal(_rt())
+    principal = current_principal(_rt(), Capability.CANCEL)
     payload = request.get_json(silent=True) if request.data else {}
     if not isinstance(payload, dict) or not isinstance(payload.get("reason", ""), str):
         raise MalformedRequest(
             'Send JSON {"reason": "..."}.',
             violations=[Violation("/reason", "cancel.reason", "a reason string is required")],
         )
-    acc = cancel(_rt(), principal.org_id, declaration_id, payload.get("reason", ""))
+    acc = cancel(
+        _rt(), principal.org_id, declaration_id, payload.get("reason", ""), principal.viewer
+    )
     resp = jsonify(_accepted_body(acc))
     resp.headers["Location"] = _links(acc.declarations[0].id)["self"]
     return resp, 202
@@ -167,7 +172,7 @@ def cancel_one(declaration_id: str) -> tuple[Response, int]:
 @bp.get("/<declaration_id>/message")
 def message(declaration_id: str) -> Response:
     """The declared message as accepted (before signing): XML, or JSON when Accept asks."""
-    decl = _owned(declaration_id)
+    decl = _owned(declaration_id, whole_message=True)
     with _rt().engine.connect() as conn:
         msg = repo.get_message(conn, decl["message_id"])
     assert msg is not None
@@ -180,8 +185,8 @@ def message(declaration_id: str) -> Response:
 
 @bp.get("")
 def list_all() -> Response:
-    """Declarations of the caller's organisation, newest first, with cursor pagination."""
-    principal = current_principal(_rt())
+    """Declarations the caller sees (DESIGN.md §5), newest first, with cursor pagination."""
+    principal = current_principal(_rt(), Capability.READ)
     status = request.args.get("status") or None
     if status is not None and status not in DeclarationStatus.__members__.values():
         raise MalformedRequest(
@@ -204,7 +209,7 @@ def list_all() -> Response:
     with _rt().engine.connect() as conn:
         rows = repo.list_declarations(
             conn,
-            principal.org_id,
+            principal.viewer,
             status=status,
             message_type=request.args.get("type") or None,
             before=request.args.get("cursor") or None,
@@ -221,7 +226,7 @@ summaries = Blueprint("summaries", __name__, url_prefix="/api/v1/summaries")
 @summaries.post("")
 def summarise() -> tuple[Response, int]:
     """Declare the export summary applications (CEB701) of a month: {"month": "YYYY-MM"}."""
-    principal = current_principal(_rt())
+    principal = current_principal(_rt(), Capability.SUMMARISE)
     payload = request.get_json(silent=True)
     month = payload.get("month") if isinstance(payload, dict) else None
     if not isinstance(month, str):
@@ -237,5 +242,5 @@ def summarise() -> tuple[Response, int]:
         "dxpMode": "DXP",
         "dxpId": dxp_id,
     }
-    accepted = declare_month(_rt(), principal.org_id, month, transfer)
+    accepted = declare_month(_rt(), principal.org_id, month, transfer, principal.viewer)
     return jsonify({"month": month, "messages": [_accepted_body(a) for a in accepted]}), 202

@@ -13,7 +13,9 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 
+from gateway.domain.access import Viewer
 from gateway.persistence import tables as t
+from gateway.persistence.visibility import visible_to
 
 
 def now() -> datetime:
@@ -260,14 +262,14 @@ def events_of(conn: Connection, declaration_id: str) -> list[RowMapping]:
 
 def list_declarations(
     conn: Connection,
-    org_id: str,
+    viewer: Viewer,
     *,
     status: str | None,
     message_type: str | None,
     before: str | None,
     limit: int,
 ) -> list[RowMapping]:
-    stmt = select(t.declarations).where(t.declarations.c.org_id == org_id)
+    stmt = select(t.declarations).where(visible_to(viewer))
     if status:
         stmt = stmt.where(t.declarations.c.status == status)
     if message_type:
