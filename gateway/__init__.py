@@ -30,4 +30,7 @@ def create_app(
         app.register_blueprint(module.bp)
     app.register_blueprint(receipts.port_bp)
     app.register_blueprint(declarations.summaries)
+    from gateway.api import ratelimit
+
+    ratelimit.init_app(app, settings)  # after the blueprints: it limits some by name
     return app

@@ -74,6 +74,8 @@ class Settings:
     sandbox_hold_rate: float
     sandbox_match_mode: str
     sandbox_match_timeout: float
+    rate_limit: str
+    rate_limit_receipts: str
 
     @property
     def data_path(self) -> Path:

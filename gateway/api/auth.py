@@ -66,14 +66,15 @@ def find_principal(rt: Runtime) -> Principal | None:
     """The caller's principal, or None without a valid key; cached on ``g`` per request."""
     if "principal" in g:
         return g.principal  # type: ignore[no-any-return]
-    g.principal = None
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token or len(token) > 200:
+        g.principal = None
         return None
-    with rt.engine.connect() as conn:
+    with rt.engine.connect() as conn:  # a database error propagates: not cached as "no key"
         row = accounts.find_principal_row(conn, hash_key(token))
     if row is None:
+        g.principal = None
         return None
     g.principal = Principal(
         row["org_id"], row["org_name"], row["role"], tuple(row["codes"] or ()), row["key_id"]

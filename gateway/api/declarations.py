@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from gateway.api.auth import current_principal
+from gateway.api.tenancy import redacting
 from gateway.domain.access import Capability
 from gateway.domain.errors import MalformedRequest, NotFound, Violation
 from gateway.domain.statuses import DeclarationStatus, Phase
@@ -70,9 +71,10 @@ def submit() -> tuple[Response, int]:
     key = request.headers.get("Idempotency-Key") or None
     if key is not None and len(key) > 200:
         raise MalformedRequest("Idempotency-Key is longer than 200 characters.")
-    acc = declare(
-        _rt(), principal.org_id, request.get_data(cache=False), request.content_type or "", key
-    )
+    with redacting(_rt().engine, principal.viewer):
+        acc = declare(
+            _rt(), principal.org_id, request.get_data(cache=False), request.content_type or "", key
+        )
     resp = jsonify(_accepted_body(acc))
     resp.headers["Location"] = _links(acc.declarations[0].id)["self"]
     return resp, 200 if acc.replayed else 202
@@ -161,9 +163,10 @@ def cancel_one(declaration_id: str) -> tuple[Response, int]:
             'Send JSON {"reason": "..."}.',
             violations=[Violation("/reason", "cancel.reason", "a reason string is required")],
         )
-    acc = cancel(
-        _rt(), principal.org_id, declaration_id, payload.get("reason", ""), principal.viewer
-    )
+    with redacting(_rt().engine, principal.viewer):
+        acc = cancel(
+            _rt(), principal.org_id, declaration_id, payload.get("reason", ""), principal.viewer
+        )
     resp = jsonify(_accepted_body(acc))
     resp.headers["Location"] = _links(acc.declarations[0].id)["self"]
     return resp, 202
@@ -242,5 +245,6 @@ def summarise() -> tuple[Response, int]:
         "dxpMode": "DXP",
         "dxpId": dxp_id,
     }
-    accepted = declare_month(_rt(), principal.org_id, month, transfer, principal.viewer)
+    with redacting(_rt().engine, principal.viewer):
+        accepted = declare_month(_rt(), principal.org_id, month, transfer, principal.viewer)
     return jsonify({"month": month, "messages": [_accepted_body(a) for a in accepted]}), 202
