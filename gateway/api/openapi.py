@@ -40,6 +40,16 @@ SIGNED_ENVELOPE = {
         }
     },
 }
+RATE_LIMITED = {
+    "description": "Too many requests for this API key (or address): RFC 9457 problem details",
+    "headers": {
+        "Retry-After": {
+            "description": "seconds until the window resets",
+            "schema": {"type": "integer"},
+        }
+    },
+    "content": {"application/problem+json": {"schema": PROBLEM_REF}},
+}
 ID = [{"name": "declaration_id", "in": "path", "required": True, "schema": {"type": "string"}}]
 
 
@@ -52,6 +62,7 @@ def _op(
     params: list[dict[str, Any]] | None = None,
     errors: tuple[str, ...] = ("400",),
     ok_type: str = "application/json",
+    rate_limited: bool = True,
 ) -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": summary,
@@ -68,12 +79,14 @@ def _op(
         op["security"] = []
     elif "401" not in errors:
         op["responses"]["401"] = PROBLEM
+    if rate_limited:
+        op["responses"]["429"] = RATE_LIMITED
     return op
 
 
 def document() -> dict[str, Any]:
     """The OpenAPI 3.1 document."""
-    declaration_errors = ("400", "404", "409", "413", "415", "422", "503")
+    declaration_errors = ("400", "403", "404", "409", "413", "415", "422", "503")
     return {
         "openapi": "3.1.0",
         "info": {"title": "Single-window clearance gateway", "version": "1"},
@@ -134,7 +147,7 @@ def document() -> dict[str, Any]:
                     "Cancel an accepted inventory list (CEB623 / CEB605)",
                     "202",
                     params=ID,
-                    errors=("400", "404", "409", "422"),
+                    errors=("400", "403", "404", "409", "422"),
                     body={
                         "required": True,
                         "content": {
@@ -154,14 +167,14 @@ def document() -> dict[str, Any]:
                     "Validate a message or a ZIP of messages, no side effects",
                     "200",
                     body=XML_OR_JSON,
-                    errors=("400", "413", "415"),
+                    errors=("400", "403", "413", "415"),
                 )
             },
             "/api/v1/summaries": {
                 "post": _op(
                     "Declare a month's export summary applications (CEB701)",
                     "202",
-                    errors=("400", "422"),
+                    errors=("400", "403", "409", "422"),
                     body={
                         "required": True,
                         "content": {
@@ -196,11 +209,21 @@ def document() -> dict[str, Any]:
             },
             "/api/v1/openapi.json": {"get": _op("This document", "200", auth=False, errors=())},
             "/healthz": {
-                "get": _op("Liveness: the database answers", "200", auth=False, errors=("503",))
+                "get": _op(
+                    "Liveness: the database answers",
+                    "200",
+                    auth=False,
+                    errors=("503",),
+                    rate_limited=False,
+                )
             },
             "/readyz": {
                 "get": _op(
-                    "Readiness: database and Redis answer", "200", auth=False, errors=("503",)
+                    "Readiness: database and Redis answer",
+                    "200",
+                    auth=False,
+                    errors=("503",),
+                    rate_limited=False,
                 )
             },
         },

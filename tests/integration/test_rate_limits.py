@@ -93,3 +93,11 @@ def test_without_redis_requests_still_succeed_and_are_counted_in_memory(
 def test_a_malformed_limit_is_refused_when_the_app_starts(settings: Settings):
     with pytest.raises(ValueError, match="GATEWAY_RATE_LIMIT"):
         create_app(replace(settings, rate_limit="lots per second"))
+
+
+def test_the_openapi_document_describes_403_and_429(settings: Settings):
+    doc = create_app(settings).test_client().get("/api/v1/openapi.json").get_json()
+    submit = doc["paths"]["/api/v1/declarations"]["post"]["responses"]
+    assert {"401", "403", "429"} <= set(submit)
+    assert "Retry-After" in submit["429"]["headers"]
+    assert "429" not in doc["paths"]["/healthz"]["get"]["responses"]
