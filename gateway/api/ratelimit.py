@@ -60,7 +60,7 @@ def _too_many(limiter: Limiter, exc: RateLimitExceeded) -> Response:
         429,
         "rate-limited",
         "Too many requests",
-        f"This {who} may make {limit}; retry after {retry_after} s.",
+        f"Too many requests for this {who} (limit: {limit}); retry after {retry_after} s.",
         limit=limit,
         retry_after=retry_after,
     )
