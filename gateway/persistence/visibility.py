@@ -37,6 +37,20 @@ def visible_to(viewer: Viewer, declarations: Any = _d) -> ColumnElement[bool]:
     return or_(own, party)
 
 
+def declarations_visible_to(who: Viewer | str) -> ColumnElement[bool]:
+    """``visible_to`` for callers that hold a Viewer, or only an organisation id (which then
+    sees what it submitted; pass ``viewer_of_org`` to include what names its codes)."""
+    return visible_to(who if isinstance(who, Viewer) else Viewer(who))
+
+
+def viewer_of_org(conn: Connection, org_id: str) -> Viewer:
+    """The viewer an organisation is when no request carries it (webhooks, the feed)."""
+    codes = conn.execute(
+        select(t.organisations.c.codes).where(t.organisations.c.id == org_id)
+    ).scalar()
+    return Viewer(org_id, tuple(codes or ()))
+
+
 def message_visible_to(viewer: Viewer, message_id: Any) -> ColumnElement[bool]:
     """True when the viewer sees every declaration of a message: its bytes (signed as one
     whole) carry all of them, so they are shown only to who may see each one."""

@@ -316,3 +316,24 @@ def test_a_revoked_key_is_refused_at_once(world: World, access_settings: Setting
     revoke_api_key(engine, key_id)
     resp = world.call("c2", "GET", "/api/v1/declarations")
     assert resp.status_code == 401 and resp.mimetype == "application/problem+json"
+
+
+def test_without_a_request_an_organisation_is_the_same_viewer(world: World, access_settings):
+    """The events feed and webhooks hold only an org id: ``viewer_of_org`` gives the rule."""
+    from sqlalchemy import select
+
+    from gateway.persistence import tables as t
+    from gateway.persistence.accounts import find_org
+    from gateway.persistence.visibility import declarations_visible_to, viewer_of_org
+
+    engine = get_engine(access_settings.db_url)
+    with engine.connect() as conn:
+        org_c = str(find_org(conn, "Platform C")["id"])  # type: ignore[index]
+
+        def ids(who) -> set[str]:  # type: ignore[no-untyped-def]
+            stmt = select(t.declarations.c.id).where(declarations_visible_to(who))
+            return {r[0] for r in conn.execute(stmt)}
+
+        assert world.b_id in ids(viewer_of_org(conn, org_c))
+        assert world.b_id not in ids(org_c)  # a bare org id: only what it submitted
+        assert world.a_id not in ids(viewer_of_org(conn, org_c))
