@@ -91,7 +91,7 @@ def init_app(app: Flask, settings: Settings) -> Limiter | None:
         if per_key
         else [],
         storage_uri=settings.redis_url or "memory://",
-        storage_options={"socket_connect_timeout": 0.25, "socket_timeout": 0.25},
+        storage_options={"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         strategy="fixed-window",
         key_prefix="gateway-rl",
         headers_enabled=False,
