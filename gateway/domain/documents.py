@@ -63,3 +63,18 @@ def duplicate_guids(documents: list[DocumentKeys]) -> list[tuple[DocumentKeys, D
         if first is not doc:
             out.append((first, doc))
     return out
+
+
+def duplicate_business_keys(
+    documents: list[DocumentKeys],
+) -> list[tuple[DocumentKeys, DocumentKeys]]:
+    """Pairs (first, later) of documents in one message with the same business key: the
+    same order, waybill or list twice in one message can be declared only once."""
+    seen: dict[str, DocumentKeys] = {}
+    out: list[tuple[DocumentKeys, DocumentKeys]] = []
+    for doc in documents:
+        if doc.business_key:
+            first = seen.setdefault(doc.business_key, doc)
+            if first is not doc:
+                out.append((first, doc))
+    return out
