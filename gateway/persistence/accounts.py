@@ -10,6 +10,7 @@ from sqlalchemy.engine import RowMapping
 
 from gateway.persistence import tables as t
 from gateway.persistence.repository import now
+from gateway.persistence.visibility import set_org_codes
 
 _o, _k, _u = t.organisations, t.api_keys, t.users
 
@@ -43,7 +44,10 @@ def list_orgs(conn: Connection) -> list[RowMapping]:
 
 
 def update_org(conn: Connection, org_id: str, **values: Any) -> None:
+    """Change an organisation; new codes replace its ``organisation_codes`` rows too."""
     conn.execute(update(_o).where(_o.c.id == org_id).values(**values))
+    if "codes" in values:
+        set_org_codes(conn, org_id, values["codes"])
 
 
 def find_principal_row(conn: Connection, key_hash: str) -> RowMapping | None:

@@ -15,7 +15,7 @@ from sqlalchemy.engine import RowMapping
 
 from gateway.domain.access import Viewer
 from gateway.persistence import tables as t
-from gateway.persistence.visibility import visible_to
+from gateway.persistence.visibility import set_org_codes, visible_to
 
 
 def now() -> datetime:
@@ -69,6 +69,7 @@ def insert_org(conn: Connection, org_id: str, name: str, codes: list[str], dxp_i
             id=org_id, name=name, codes=codes, dxp_id=dxp_id, created_at=now()
         )
     )
+    set_org_codes(conn, org_id, codes)  # what the visibility rule reads
 
 
 def insert_api_key(

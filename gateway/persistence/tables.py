@@ -297,3 +297,12 @@ declaration_parties = Table(
     Column("code", String(64), primary_key=True),
     Column("declaration_id", String(40), ForeignKey("declarations.id"), primary_key=True),
 )
+
+# The organisations' registered codes, one row each (organisations.codes, normalised), so the
+# visibility rule can be written with an organisation id alone (webhooks, feeds, exports).
+organisation_codes = Table(
+    "organisation_codes",
+    metadata,
+    Column("org_id", String(40), ForeignKey("organisations.id"), primary_key=True),
+    Column("code", String(64), primary_key=True),
+)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, exists, insert, or_, select, true
+from sqlalchemy import ColumnElement, Connection, and_, delete, exists, insert, or_, select, true
 
 from gateway.domain.access import Viewer
 from gateway.persistence import tables as t
@@ -19,32 +19,50 @@ _d = t.declarations
 _p = t.declaration_parties
 
 
-def visible_to(viewer: Viewer, declarations: Any = _d) -> ColumnElement[bool]:
+def visible_to(who: Viewer | str, declarations: Any = _d) -> ColumnElement[bool]:
     """A WHERE clause: the declaration was submitted by the viewer's organisation, or one of
-    the viewer's registered codes is a party to it (or the viewer sees everything)."""
-    if viewer.sees_all:
+    its registered codes is a party to it (or the viewer sees everything). ``who`` is a
+    Viewer (a request's caller: its codes are known) or just an organisation id (webhooks,
+    feeds, exports: its codes are read from ``organisation_codes`` in the same query)."""
+    if isinstance(who, str):
+        own = declarations.c.org_id == who
+        codes = t.organisation_codes
+        # One probe of the parties' primary key per code of the organisation.
+        party = exists(
+            select(_p.c.declaration_id)
+            .join(codes, codes.c.code == _p.c.code)
+            .where(codes.c.org_id == who, _p.c.declaration_id == declarations.c.id)
+        )
+        return or_(own, party)
+    if who.sees_all:
         return true()
-    own = declarations.c.org_id == viewer.org_id
-    if not viewer.codes:
+    own = declarations.c.org_id == who.org_id
+    if not who.codes:
         return own
     # Correlated: one primary-key probe per (code, declaration), so reading one declaration
     # costs the same whatever the number of declarations a code appears in.
     party = exists(
         select(_p.c.declaration_id).where(
-            _p.c.code.in_(sorted(set(viewer.codes))), _p.c.declaration_id == declarations.c.id
+            _p.c.code.in_(sorted(set(who.codes))), _p.c.declaration_id == declarations.c.id
         )
     )
     return or_(own, party)
 
 
-def declarations_visible_to(who: Viewer | str) -> ColumnElement[bool]:
-    """``visible_to`` for callers that hold a Viewer, or only an organisation id (which then
-    sees what it submitted; pass ``viewer_of_org`` to include what names its codes)."""
-    return visible_to(who if isinstance(who, Viewer) else Viewer(who))
+# The name the events feed and webhooks use.
+declarations_visible_to = visible_to
+
+
+def set_org_codes(conn: Connection, org_id: str, codes: Iterable[str]) -> None:
+    """Replace an organisation's rows in ``organisation_codes`` (kept with its ``codes``)."""
+    conn.execute(delete(t.organisation_codes).where(t.organisation_codes.c.org_id == org_id))
+    rows = [{"org_id": org_id, "code": c} for c in sorted({c.strip() for c in codes} - {""})]
+    if rows:
+        conn.execute(insert(t.organisation_codes), rows)
 
 
 def viewer_of_org(conn: Connection, org_id: str) -> Viewer:
-    """The viewer an organisation is when no request carries it (webhooks, the feed)."""
+    """The viewer an organisation is when no request carries it, with its codes."""
     codes = conn.execute(
         select(t.organisations.c.codes).where(t.organisations.c.id == org_id)
     ).scalar()

@@ -1,4 +1,4 @@
-"""organisations and access: users, API key labels, declaration parties
+"""organisations and access: users, API key labels, declaration parties, organisation codes
 
 Revision ID: 0006_access_users_parties
 Revises: 0005
@@ -38,6 +38,13 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('code', 'declaration_id', name=op.f('pk_declaration_parties'))
     )
 
+    op.create_table('organisation_codes',
+    sa.Column('org_id', sa.String(length=40), nullable=False),
+    sa.Column('code', sa.String(length=64), nullable=False),
+    sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_organisation_codes_org_id_organisations')),
+    sa.PrimaryKeyConstraint('org_id', 'code', name=op.f('pk_organisation_codes'))
+    )
+
     with op.batch_alter_table('api_keys', schema=None) as batch_op:
         batch_op.add_column(sa.Column('name', sa.String(length=80), nullable=True))
         batch_op.add_column(sa.Column('last_used_at', sa.DateTime(timezone=True), nullable=True))
@@ -55,6 +62,16 @@ def upgrade() -> None:
     ]
     for i in range(0, len(rows), 1000):
         conn.execute(sa.insert(parties), rows[i:i + 1000])
+    orgs = sa.table('organisations', sa.column('id', sa.String), sa.column('codes', sa.JSON))
+    org_codes = sa.table('organisation_codes', sa.column('org_id', sa.String), sa.column('code', sa.String))
+    rows = [
+        {'org_id': r.id, 'code': code}
+        for r in conn.execute(sa.select(orgs.c.id, orgs.c.codes))
+        for code in sorted(set(r.codes or []))
+        if code
+    ]
+    if rows:
+        conn.execute(sa.insert(org_codes), rows)
 
 
 def downgrade() -> None:
@@ -63,6 +80,7 @@ def downgrade() -> None:
         batch_op.drop_column('last_used_at')
         batch_op.drop_column('name')
 
+    op.drop_table('organisation_codes')
     op.drop_table('declaration_parties')
     with op.batch_alter_table('users', schema=None) as batch_op:
         batch_op.drop_index('ix_users_org')

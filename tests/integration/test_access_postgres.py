@@ -39,16 +39,18 @@ def test_a_party_sees_by_code_and_a_stranger_sees_nothing_on_postgres(
     with rt.engine.connect() as conn:
         owner = conn.execute(select(t.organisations.c.id)).scalar_one()
     stranger, _ = create_org(settings, "Stranger", ["3301960009"], "DXPENT0000000077")
+    platform_org, _ = create_org(settings, "Platform", ["1101110325"], "DXPENT0000000078")
     acc = declare(rt, owner, fresh_ceb621(2), "application/xml")
     ids = {d.id for d in acc.declarations}
     platform = Viewer("org_platform", ("1101110325",))  # the ebpCode of the example
     with rt.engine.connect() as conn:
 
-        def seen(v: Viewer) -> set[str]:
+        def seen(v: Viewer | str) -> set[str]:
             return {r[0] for r in conn.execute(select(t.declarations.c.id).where(visible_to(v)))}
 
         assert seen(Viewer(owner)) == ids
         assert seen(platform) == ids
+        assert seen(platform_org) == ids and seen(stranger) == set()  # by org id alone
         assert seen(Viewer(stranger, ("3301960009",))) == set()
         first = sorted(ids)[0]
         assert find_visible(conn, platform, first, whole_message=True) is not None

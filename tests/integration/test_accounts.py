@@ -56,6 +56,11 @@ def test_upgrading_indexes_the_parties_of_existing_declarations(
             )
         ).all()
     assert {r[0]: r[1] for r in rows} == {d.id: 3 for d in acc.declarations}
+    with runtime.engine.connect() as conn:
+        codes = conn.execute(
+            select(t.organisation_codes.c.code).where(t.organisation_codes.c.org_id == org_id)
+        ).scalars()
+        assert sorted(codes) == sorted(settings.demo_codes)
 
 
 def test_an_operator_creates_lists_and_revokes_keys_and_users(settings: Settings):
@@ -112,6 +117,13 @@ def test_an_operator_creates_lists_and_revokes_keys_and_users(settings: Settings
         "3301960001",
         "3301960002",
     ]
+    with engine.connect() as conn:  # the rule reads them from here, in the same query
+        rows = conn.execute(
+            select(t.organisation_codes.c.code).where(
+                t.organisation_codes.c.org_id == org["org_id"]
+            )
+        ).scalars()
+        assert sorted(rows) == ["3301960001", "3301960002"]
 
 
 def test_the_cli_refuses_unknown_organisations_roles_and_short_passwords(settings: Settings):
