@@ -49,4 +49,7 @@ def create_app(
     from gateway.api import batches
 
     app.register_blueprint(batches.bp)
+    from gateway.api import ratelimit
+
+    ratelimit.init_app(app, settings)  # after the blueprints: it limits some by name
     return app

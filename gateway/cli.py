@@ -74,13 +74,21 @@ def gen_keys_cmd() -> None:
     show_default=True,
     type=click.Choice(["seller", "broker", "port", "authority", "admin"]),
 )
-def create_org_cmd(name: str, codes: str, dxp_id: str, role: str) -> None:
-    """Create an organisation and print a new API key (shown once, stored hashed)."""
+@click.option("--key-name", default=None, help="A label for the API key (see `api-keys list`).")
+def create_org_cmd(name: str, codes: str, dxp_id: str, role: str, key_name: str | None) -> None:
+    """Create an organisation (or reuse one by name) and print a new API key (shown once,
+    stored hashed); more keys: `api-keys create`."""
     from gateway.cli_privacy import operator
     from gateway.provisioning import create_org
 
     org_id, key = create_org(
-        load_settings(), name, [c.strip() for c in codes.split(",")], dxp_id, role, actor=operator()
+        load_settings(),
+        name,
+        [c.strip() for c in codes.split(",") if c.strip()],
+        dxp_id,
+        role,
+        key_name=key_name,
+        actor=operator(),
     )
     click.echo(json.dumps({"org_id": org_id, "api_key": key}))
 
@@ -624,3 +632,14 @@ from gateway.cli_privacy import audit, data_keys  # noqa: E402
 
 cli.add_command(audit)
 cli.add_command(data_keys)
+
+
+def _add_access_commands() -> None:
+    """The `orgs`, `api-keys` and `users` groups live in gateway/cli_access.py."""
+    from gateway.cli_access import COMMANDS
+
+    for command in COMMANDS:
+        cli.add_command(command)
+
+
+_add_access_commands()

@@ -8,6 +8,7 @@ from pathlib import Path
 from gateway.api.auth import hash_key, new_api_key
 from gateway.bootstrap import data_key_ring, declarant_key_paths, gateway_key_paths
 from gateway.domain.audit import Actor
+from gateway.persistence import accounts
 from gateway.persistence import repository as repo
 from gateway.persistence.database import get_engine
 from gateway.persistence.ids import new_id
@@ -68,6 +69,7 @@ def create_org(
     dxp_id: str,
     role: str = "broker",
     api_key: str | None = None,
+    key_name: str | None = None,
     *,
     actor: Actor | None = None,
 ) -> tuple[str, str]:
@@ -82,7 +84,15 @@ def create_org(
             audit.record(conn, actor or audit.SYSTEM, "org.created", [org_id], {"codes": codes})
         if not repo.key_hash_exists(conn, hash_key(key)):
             key_id = new_id("key")
-            repo.insert_api_key(conn, key_id, org_id, hash_key(key), key[:8], role)
+            accounts.insert_key(
+                conn,
+                key_id=key_id,
+                org_id=org_id,
+                key_hash=hash_key(key),
+                prefix=key[:8],
+                role=role,
+                name=key_name,
+            )
             audit.record(
                 conn, actor or audit.SYSTEM, "api_key.created", [org_id, key_id], {"role": role}
             )
@@ -100,6 +110,7 @@ def ensure_demo_org(settings: Settings) -> str:
         settings.demo_codes,
         settings.demo_org_dxp_id,
         api_key=key or None,
+        key_name="demo",
     )
     if not settings.demo_api_key:
         remembered.write_text(key + "\n")

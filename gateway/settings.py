@@ -95,6 +95,8 @@ class Settings:
     batch_queue_name: str
     batch_job_timeout: int
     batch_workers: int
+    rate_limit: str
+    rate_limit_receipts: str
 
     @property
     def data_path(self) -> Path:

@@ -9,9 +9,12 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from gateway.api.auth import current_principal
 from gateway.api.filters import list_query
 from gateway.api.notices import notices_json, submission_notices, warn
+from gateway.api.tenancy import redacting
+from gateway.domain.access import Capability
 from gateway.domain.errors import MalformedRequest, NotFound, PermissionDenied, Violation
 from gateway.domain.statuses import DeclarationStatus, Phase
 from gateway.persistence import repository as repo
+from gateway.persistence.visibility import find_visible
 from gateway.services.cancel import cancel
 from gateway.services.declare import Accepted, declare
 from gateway.services.disclosure import may_read_signed, view_message
@@ -66,18 +69,19 @@ def _accepted_body(acc: Accepted) -> dict[str, Any]:
 @bp.post("")
 def submit() -> tuple[Response, int]:
     """Declare once: validate, sign, store and queue a CEB message; 202 when accepted."""
-    principal = current_principal(_rt())
+    principal = current_principal(_rt(), Capability.DECLARE)
     key = request.headers.get("Idempotency-Key") or None
     if key is not None and len(key) > 200:
         raise MalformedRequest("Idempotency-Key is longer than 200 characters.")
-    acc = declare(
-        _rt(),
-        principal.org_id,
-        request.get_data(cache=False),
-        request.content_type or "",
-        key,
-        actor=principal.actor,
-    )
+    with redacting(_rt().engine, principal.viewer):
+        acc = declare(
+            _rt(),
+            principal.org_id,
+            request.get_data(cache=False),
+            request.content_type or "",
+            key,
+            actor=principal.actor,
+        )
     body = _accepted_body(acc)
     notices = submission_notices(acc.message_id)  # planned outages ahead: say so
     body["notices"] = notices_json(notices)
@@ -87,14 +91,12 @@ def submit() -> tuple[Response, int]:
     return resp, 200 if acc.replayed else 202
 
 
-def _owned(declaration_id: str) -> Any:
-    principal = current_principal(_rt())
+def _owned(declaration_id: str, *, whole_message: bool = False) -> Any:
+    """The declaration if the caller sees it; a foreign one is answered as a missing one."""
+    principal = current_principal(_rt(), Capability.READ)
     with _rt().engine.connect() as conn:
-        decl = repo.get_declaration(conn, declaration_id)
-    # DESIGN.md §5: an organisation sees the declarations in which one of its codes appears.
-    if decl is None or (
-        decl["org_id"] != principal.org_id and not set(principal.codes) & set(decl["codes"] or ())
-    ):
+        decl = find_visible(conn, principal.viewer, declaration_id, whole_message=whole_message)
+    if decl is None:
         raise NotFound(f"No declaration {declaration_id} is visible to you.")
     return decl
 
@@ -156,7 +158,7 @@ def get_one(declaration_id: str) -> Response:
 def signed(declaration_id: str) -> Response:
     """The exact signed XML that was (or will be) transmitted for this declaration; only
     for those who may read its personal data whole (it cannot be masked)."""
-    decl = _owned(declaration_id)
+    decl = _owned(declaration_id, whole_message=True)
     principal = current_principal(_rt())
     with _rt().engine.connect() as conn:
         msg = repo.get_message(conn, decl["message_id"])
@@ -172,16 +174,22 @@ def signed(declaration_id: str) -> Response:
 @bp.post("/<declaration_id>/cancel")
 def cancel_one(declaration_id: str) -> tuple[Response, int]:
     """Cancel an accepted inventory list (CEB623 / CEB605): 202 with the cancellation."""
-    principal = current_principal(_rt())
+    principal = current_principal(_rt(), Capability.CANCEL)
     payload = request.get_json(silent=True) if request.data else {}
     if not isinstance(payload, dict) or not isinstance(payload.get("reason", ""), str):
         raise MalformedRequest(
             'Send JSON {"reason": "..."}.',
             violations=[Violation("/reason", "cancel.reason", "a reason string is required")],
         )
-    acc = cancel(
-        _rt(), principal.org_id, declaration_id, payload.get("reason", ""), actor=principal.actor
-    )
+    with redacting(_rt().engine, principal.viewer):
+        acc = cancel(
+            _rt(),
+            principal.org_id,
+            declaration_id,
+            payload.get("reason", ""),
+            principal.viewer,
+            actor=principal.actor,
+        )
     resp = jsonify(_accepted_body(acc))
     resp.headers["Location"] = _links(acc.declarations[0].id)["self"]
     return resp, 202
@@ -191,7 +199,7 @@ def cancel_one(declaration_id: str) -> tuple[Response, int]:
 def message(declaration_id: str) -> Response:
     """The declared message as accepted (before signing): XML, or JSON when Accept asks;
     personal data masked unless the caller is the declarant or its broker."""
-    decl = _owned(declaration_id)
+    decl = _owned(declaration_id, whole_message=True)
     principal = current_principal(_rt())
     with _rt().engine.connect() as conn:
         msg = repo.get_message(conn, decl["message_id"])
@@ -208,12 +216,12 @@ def message(declaration_id: str) -> Response:
 
 @bp.get("")
 def list_all() -> Response:
-    """Declarations of the caller's organisation, newest first, filtered, cursor-paginated."""
-    principal = current_principal(_rt())
+    """Declarations the caller sees (DESIGN.md §5), newest first, filtered, cursor-paginated."""
+    principal = current_principal(_rt(), Capability.READ)
     query = list_query(request.args)
     with _rt().engine.connect() as conn:
         rows = repo.list_declarations(
-            conn, principal.org_id, before=query.cursor, limit=query.limit + 1, where=query.where
+            conn, principal.viewer, before=query.cursor, limit=query.limit + 1, where=query.where
         )
     items = [_summary(r) for r in rows[: query.limit]]
     next_cursor = rows[query.limit - 1]["id"] if len(rows) > query.limit else None
@@ -223,10 +231,10 @@ def list_all() -> Response:
 @bp.get("/counts")
 def counts() -> Response:
     """How many of the caller's declarations have each status, under the same filters."""
-    principal = current_principal(_rt())
+    principal = current_principal(_rt(), Capability.READ)
     query = list_query(request.args)
     with _rt().engine.connect() as conn:
-        found = repo.count_by_status(conn, principal.org_id, query.where)
+        found = repo.count_by_status(conn, principal.viewer, query.where)
     by_status = {s.value: found.get(s.value, 0) for s in DeclarationStatus}
     return jsonify({"total": sum(by_status.values()), "by_status": by_status})
 
@@ -237,7 +245,7 @@ summaries = Blueprint("summaries", __name__, url_prefix="/api/v1/summaries")
 @summaries.post("")
 def summarise() -> tuple[Response, int]:
     """Declare the export summary applications (CEB701) of a month: {"month": "YYYY-MM"}."""
-    principal = current_principal(_rt())
+    principal = current_principal(_rt(), Capability.SUMMARISE)
     payload = request.get_json(silent=True)
     month = payload.get("month") if isinstance(payload, dict) else None
     if not isinstance(month, str):
@@ -253,5 +261,8 @@ def summarise() -> tuple[Response, int]:
         "dxpMode": "DXP",
         "dxpId": dxp_id,
     }
-    accepted = declare_month(_rt(), principal.org_id, month, transfer, actor=principal.actor)
+    with redacting(_rt().engine, principal.viewer):
+        accepted = declare_month(
+            _rt(), principal.org_id, month, transfer, principal.viewer, actor=principal.actor
+        )
     return jsonify({"month": month, "messages": [_accepted_body(a) for a in accepted]}), 202

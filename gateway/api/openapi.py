@@ -72,6 +72,16 @@ READINESS = {
     "description": "each part's state (503: the parts in `failed` are not ready)",
     "content": {"application/json": {"schema": {"type": "object", "required": ["status"]}}},
 }
+RATE_LIMITED = {
+    "description": "Too many requests for this API key (or address): RFC 9457 problem details",
+    "headers": {
+        "Retry-After": {
+            "description": "seconds until the window resets",
+            "schema": {"type": "integer"},
+        }
+    },
+    "content": {"application/problem+json": {"schema": PROBLEM_REF}},
+}
 ID = [{"name": "declaration_id", "in": "path", "required": True, "schema": {"type": "string"}}]
 
 
@@ -115,6 +125,7 @@ def _op(
     params: list[dict[str, Any]] | None = None,
     errors: tuple[str, ...] = ("400",),
     ok_type: str = "application/json",
+    rate_limited: bool = True,
 ) -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": summary,
@@ -131,6 +142,8 @@ def _op(
         op["security"] = []
     elif "401" not in errors:
         op["responses"]["401"] = PROBLEM
+    if rate_limited:
+        op["responses"]["429"] = RATE_LIMITED
     return op
 
 
@@ -138,7 +151,7 @@ def document() -> dict[str, Any]:
     """The OpenAPI 3.1 document."""
     from gateway.api.openapi_webhooks import paths as webhook_paths
 
-    declaration_errors = ("400", "404", "409", "413", "415", "422", "503")
+    declaration_errors = ("400", "403", "404", "409", "413", "415", "422", "503")
     return {
         "openapi": "3.1.0",
         "info": {"title": "Single-window clearance gateway", "version": "1"},
@@ -227,7 +240,7 @@ def document() -> dict[str, Any]:
                     "Cancel an accepted inventory list (CEB623 / CEB605)",
                     "202",
                     params=ID,
-                    errors=("400", "404", "409", "422"),
+                    errors=("400", "403", "404", "409", "422"),
                     body={
                         "required": True,
                         "content": {
@@ -247,14 +260,14 @@ def document() -> dict[str, Any]:
                     "Validate a message or a ZIP of messages, no side effects",
                     "200",
                     body=XML_OR_JSON,
-                    errors=("400", "413", "415"),
+                    errors=("400", "403", "413", "415"),
                 )
             },
             "/api/v1/summaries": {
                 "post": _op(
                     "Declare a month's export summary applications (CEB701)",
                     "202",
-                    errors=("400", "422"),
+                    errors=("400", "403", "409", "422"),
                     body={
                         "required": True,
                         "content": {
@@ -289,7 +302,15 @@ def document() -> dict[str, Any]:
             },
             **_batch_paths(),
             "/api/v1/openapi.json": {"get": _op("This document", "200", auth=False, errors=())},
-            "/healthz": {"get": _op("Liveness: the process answers", "200", auth=False, errors=())},
+            "/healthz": {
+                "get": _op(
+                    "Liveness: the process answers",
+                    "200",
+                    auth=False,
+                    errors=(),
+                    rate_limited=False,
+                )
+            },
             "/readyz": {
                 "get": _op(
                     "Readiness: database, Redis and each authority (or its planned outage); "
@@ -450,7 +471,9 @@ OUTAGE_BODY = {
 
 def _operating_paths() -> dict[str, Any]:
     """Metrics, planned outage notices and their admin API."""
-    metrics = _op("Prometheus metrics (text exposition)", "200", auth=False, errors=())
+    metrics = _op(
+        "Prometheus metrics (text exposition)", "200", auth=False, errors=(), rate_limited=False
+    )
     metrics["responses"]["200"]["content"] = {"text/plain": {"schema": {"type": "string"}}}
     return {
         "/metrics": {"get": metrics},

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from gateway.api.auth import current_principal
+from gateway.domain.access import Capability
 from gateway.services.validate import body_format, validate_upload
 
 bp = Blueprint("validate", __name__, url_prefix="/api/v1/validate")
@@ -14,7 +15,7 @@ bp = Blueprint("validate", __name__, url_prefix="/api/v1/validate")
 def validate() -> Response:
     """Validate one CEB message (XML or JSON) or a ZIP of them; 200 with a per-file report."""
     rt = current_app.extensions["gateway.runtime"]()
-    current_principal(rt)
+    current_principal(rt, Capability.VALIDATE)
     name = request.headers.get("X-Filename") or "body"
     body = request.get_data(cache=False)
     fmt = None if body.startswith(b"PK\x03\x04") else body_format(request.content_type or "")

@@ -80,3 +80,18 @@ def traced_numbers(view: DocumentView) -> list[tuple[str, str]]:
             if number and (element, number) not in found:
                 found.append((element, number))
     return found
+
+
+def duplicate_business_keys(
+    documents: list[DocumentKeys],
+) -> list[tuple[DocumentKeys, DocumentKeys]]:
+    """Pairs (first, later) of documents in one message with the same business key: the
+    same order, waybill or list twice in one message can be declared only once."""
+    seen: dict[str, DocumentKeys] = {}
+    out: list[tuple[DocumentKeys, DocumentKeys]] = []
+    for doc in documents:
+        if doc.business_key:
+            first = seen.setdefault(doc.business_key, doc)
+            if first is not doc:
+                out.append((first, doc))
+    return out

@@ -14,10 +14,12 @@ from typing import Any
 from sqlalchemy import Connection, String, and_, cast, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 
+from gateway.domain.access import Viewer
 from gateway.domain.privacy import redact_text
 from gateway.logs import current_request_id
 from gateway.persistence import tables as t
 from gateway.persistence.data_keys import open_blob, ring_for
+from gateway.persistence.visibility import set_org_codes, visible_to
 
 
 def now() -> datetime:
@@ -71,6 +73,7 @@ def insert_org(conn: Connection, org_id: str, name: str, codes: list[str], dxp_i
             id=org_id, name=name, codes=codes, dxp_id=dxp_id, created_at=now()
         )
     )
+    set_org_codes(conn, org_id, codes)  # what the visibility rule reads
 
 
 def insert_api_key(
@@ -278,11 +281,6 @@ def events_of(conn: Connection, declaration_id: str) -> list[RowMapping]:
     )
 
 
-def visible_to(org_id: str) -> Any:
-    """The one visibility predicate: which declarations an organisation may see."""
-    return t.declarations.c.org_id == org_id
-
-
 @dataclass(frozen=True)
 class DeclarationFilter:
     """What a list of declarations is narrowed to (every field optional)."""
@@ -301,9 +299,9 @@ def _like(value: str) -> str:
     return f"%{escaped}%"
 
 
-def _narrowed(stmt: Any, org_id: str, f: DeclarationFilter) -> Any:
+def _narrowed(stmt: Any, viewer: Viewer | str, f: DeclarationFilter) -> Any:
     d = t.declarations.c
-    stmt = stmt.where(visible_to(org_id))
+    stmt = stmt.where(visible_to(viewer))
     if f.status:
         stmt = stmt.where(d.status.in_(f.status))
     if f.message_type:
@@ -333,7 +331,7 @@ def _narrowed(stmt: Any, org_id: str, f: DeclarationFilter) -> Any:
 
 def list_declarations(
     conn: Connection,
-    org_id: str,
+    viewer: Viewer,
     *,
     status: str | None = None,
     message_type: str | None = None,
@@ -346,18 +344,18 @@ def list_declarations(
         f = replace(f, status=(status,))
     if message_type:
         f = replace(f, message_type=message_type)
-    stmt = _narrowed(select(t.declarations), org_id, f)
+    stmt = _narrowed(select(t.declarations), viewer, f)
     if before:
         stmt = stmt.where(t.declarations.c.id < before)
     return list(conn.execute(stmt.order_by(t.declarations.c.id.desc()).limit(limit)).mappings())
 
 
 def count_by_status(
-    conn: Connection, org_id: str, where: DeclarationFilter | None = None
+    conn: Connection, viewer: Viewer | str, where: DeclarationFilter | None = None
 ) -> dict[str, int]:
     """How many visible declarations have each status (the status filter itself ignored)."""
     f = replace(where or DeclarationFilter(), status=())
-    stmt = _narrowed(select(t.declarations.c.status, func.count()), org_id, f).group_by(
+    stmt = _narrowed(select(t.declarations.c.status, func.count()), viewer, f).group_by(
         t.declarations.c.status
     )
     return {r[0]: int(r[1]) for r in conn.execute(stmt)}

@@ -52,6 +52,9 @@ api_keys = Table(
     Column("role", String(20), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
+    Column("name", String(80)),  # a label the operator chose ("erp", "dashboard", ...)
+    Column("last_used_at", DateTime(timezone=True)),  # refreshed at most once a minute
+    Index("ix_api_keys_org", "org_id"),
 )
 
 org_keys = Table(
@@ -446,4 +449,38 @@ batch_items = Table(
     Column("declaration_ids", JSON),
     Column("errors", JSON),
     Column("processed_at", DateTime(timezone=True)),
+)
+
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("org_id", String(40), ForeignKey("organisations.id"), nullable=False),
+    Column("username", String(120), nullable=False, unique=True),
+    Column("email", String(200)),
+    Column("role", String(20), nullable=False),
+    Column("password_hash", String(200), nullable=False),  # scrypt$n$r$p$salt$hash
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("disabled_at", DateTime(timezone=True)),
+    Index("ix_users_org", "org_id"),
+)
+
+# Who may see a declaration: one row per party code in it (ebpCode, ebcCode, agentCode,
+# logisticsCode, payCode, copCode), written in the declare transaction. The primary key
+# (code first) is the index the visibility rule looks codes up in.
+declaration_parties = Table(
+    "declaration_parties",
+    metadata,
+    Column("code", String(64), primary_key=True),
+    Column("declaration_id", String(40), ForeignKey("declarations.id"), primary_key=True),
+)
+
+# The organisations' registered codes, one row each (organisations.codes, normalised), so the
+# visibility rule can be written with an organisation id alone (webhooks, feeds, exports).
+organisation_codes = Table(
+    "organisation_codes",
+    metadata,
+    Column("org_id", String(40), ForeignKey("organisations.id"), primary_key=True),
+    Column("code", String(64), primary_key=True),
 )

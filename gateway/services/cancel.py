@@ -16,10 +16,12 @@ from zoneinfo import ZoneInfo
 
 from lxml import etree
 
+from gateway.domain.access import Viewer
 from gateway.domain.audit import Actor
 from gateway.domain.documents import TERMINATING
 from gateway.domain.errors import BusinessRuleViolation, DuplicateDeclaration, NotFound, Violation
 from gateway.persistence import repository as repo
+from gateway.persistence.visibility import find_visible
 from gateway.services import audit
 from gateway.services.declare import Accepted, declare
 from gateway.services.runtime import Runtime
@@ -101,12 +103,19 @@ def build_cancel(declaration: Any, raw_xml: bytes, reason: str) -> bytes:
 
 
 def cancel(
-    rt: Runtime, org_id: str, declaration_id: str, reason: str, *, actor: Actor | None = None
+    rt: Runtime,
+    org_id: str,
+    declaration_id: str,
+    reason: str,
+    viewer: Viewer | None = None,
+    *,
+    actor: Actor | None = None,
 ) -> Accepted:
-    """Declare the cancellation of an accepted inventory list; 409 when it cannot be."""
+    """Declare (as ``org_id``) the cancellation of an accepted inventory list the viewer sees
+    (by default: one ``org_id`` submitted); 404 when not visible, 409 when it cannot be."""
     with rt.engine.connect() as conn:
-        decl = repo.get_declaration(conn, declaration_id)
-        if decl is None or decl["org_id"] != org_id:
+        decl = find_visible(conn, viewer or Viewer(org_id), declaration_id)
+        if decl is None:
             raise NotFound(f"No declaration {declaration_id} is visible to you.")
         msg = repo.get_message(conn, decl["message_id"])
     if decl["type"] not in CANCEL_OF:

@@ -28,6 +28,7 @@ from gateway.domain.errors import (
 from gateway.domain.statuses import DeclarationStatus, Phase
 from gateway.persistence import repository as repo
 from gateway.persistence.ids import new_id
+from gateway.persistence.visibility import insert_parties
 from gateway.services import audit
 from gateway.services.prematch import prematch
 from gateway.services.runtime import Runtime
@@ -512,6 +513,7 @@ def _store(
             signed_xml=signed,
         )
         repo.insert_declarations(conn, plan.declarations)
+        insert_parties(conn, plan.declarations)  # who may see them: one executemany
         repo.insert_authority_statuses(conn, plan.statuses)
         repo.insert_declaration_numbers(conn, plan.numbers)
         repo.insert_events(conn, plan.events)

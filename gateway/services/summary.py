@@ -11,11 +11,13 @@ from typing import Any
 from lxml import etree
 from sqlalchemy import select
 
+from gateway.domain.access import Viewer
 from gateway.domain.audit import Actor
 from gateway.domain.errors import BusinessRuleViolation, Violation
 from gateway.domain.summary import ReleasedList, build_summary_apply_fields, group_for_summary
 from gateway.persistence import repository as repo
 from gateway.persistence import tables as t
+from gateway.persistence.visibility import visible_to
 from gateway.services.declare import Accepted, declare
 from gateway.services.runtime import Runtime
 from gateway.xml.documents import document_elements
@@ -28,12 +30,12 @@ CHINA = timedelta(hours=8)
 MAX_PER_MESSAGE = 100
 
 
-def _released_lists(rt: Runtime, org_id: str) -> list[ReleasedList]:
+def _released_lists(rt: Runtime, viewer: Viewer) -> list[ReleasedList]:
     with rt.engine.connect() as conn:
         rows = (
             conn.execute(
                 select(t.declarations).where(
-                    t.declarations.c.org_id == org_id,
+                    visible_to(viewer),
                     t.declarations.c.type == "CEB603",
                     t.declarations.c.released_at.is_not(None),
                     t.declarations.c.status.in_(("released", "closed")),
@@ -77,12 +79,14 @@ def declare_month(
     org_id: str,
     month: str,
     transfer: dict[str, str],
+    viewer: Viewer | None = None,
     *,
     actor: Actor | None = None,
 ) -> list[Accepted]:
-    """Group the org's lists released in ``month`` and declare the CEB701 applications."""
+    """Group the lists released in ``month`` that the viewer sees (by default: those the org
+    submitted) and declare the CEB701 applications as ``org_id``."""
     try:
-        groups = group_for_summary(_released_lists(rt, org_id), month)
+        groups = group_for_summary(_released_lists(rt, viewer or Viewer(org_id)), month)
     except ValueError as exc:
         raise BusinessRuleViolation(
             str(exc), violations=[Violation("/month", "summary.month", str(exc))]

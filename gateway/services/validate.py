@@ -10,7 +10,12 @@ from dataclasses import dataclass, field, replace
 
 from lxml import etree
 
-from gateway.domain.documents import DocumentKeys, duplicate_guids
+from gateway.domain.documents import (
+    BUSINESS_KEY_FIELDS,
+    DocumentKeys,
+    duplicate_business_keys,
+    duplicate_guids,
+)
 from gateway.domain.errors import (
     BusinessRuleViolation,
     GatewayError,
@@ -120,6 +125,22 @@ def _duplicate_guids(spec: MessageSpec, docs: list[DocumentKeys]) -> list[Violat
     ]
 
 
+def _duplicate_keys(spec: MessageSpec, docs: list[DocumentKeys]) -> list[Violation]:
+    head = f"/{spec.head}" if spec.head else ""
+    field = BUSINESS_KEY_FIELDS.get(spec.type, ("guid",))[-1]
+    return [
+        Violation(
+            f"/{spec.root}/{spec.document}[{later.position}]{head}/{field}",
+            "rule.document.duplicate_business_key",
+            f"{field} {(later.business_key or '').split('|')[-1]} is already declared by "
+            f"{spec.document}[{first.position}] in this message; a document is declared once.",
+            value=(later.business_key or "").split("|")[-1],
+            message_zh="同一报文中不能重复申报同一单证。",
+        )
+        for first, later in duplicate_business_keys(docs)
+    ]
+
+
 def check_message(body: bytes, limits: ParseLimits) -> CheckedMessage:
     """Parse (hardened), detect the type, validate against the schema and the rules."""
     root = parse_xml(body, limits)
@@ -133,7 +154,9 @@ def check_message(body: bytes, limits: ParseLimits) -> CheckedMessage:
         refused = {v.path for v in schema}
         rules = [
             v
-            for v in _duplicate_guids(spec, documents) + rule_violations(spec, elements)
+            for v in _duplicate_guids(spec, documents)
+            + _duplicate_keys(spec, documents)
+            + rule_violations(spec, elements)
             if v.path not in refused
         ]
     return CheckedMessage(root, spec, documents, schema, rules, elements)

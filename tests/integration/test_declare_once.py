@@ -131,3 +131,11 @@ def test_a_waybill_number_may_be_reused_after_six_months_but_not_before(
     with runtime.engine.connect() as conn:
         kinds = [e["kind"] for e in repo.events_of(conn, first.declarations[0].id)]
     assert kinds[-1] == "key_released"
+
+
+def test_the_same_document_twice_in_one_message_is_a_422_not_a_crash(runtime: Runtime, org_id: str):
+    text = re.sub(r"<ceb:copNo>[^<]*", "<ceb:copNo>COP-TWICE", fresh_ceb621(2).decode())
+    with pytest.raises(BusinessRuleViolation) as err:
+        declare(runtime, org_id, text.encode(), "application/xml")
+    assert [v.code for v in err.value.violations] == ["rule.document.duplicate_business_key"]
+    assert err.value.violations[0].path == "/CEB621Message/Inventory[2]/InventoryHead/copNo"

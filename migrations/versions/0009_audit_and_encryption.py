@@ -1,7 +1,7 @@
 """audit trail (hash chain) and personal data sealed at rest
 
-Revision ID: 0011_audit_and_encryption
-Revises: 0005
+Revision ID: 0009_audit_and_encryption
+Revises: 0008_dashboard_number_indexes
 
 The stored XML of messages and receipts stays in the same LargeBinary columns: new rows are
 sealed (AES-256-GCM, a 0x01 prefix), rows written before stay plaintext until
@@ -11,8 +11,8 @@ sealed (AES-256-GCM, a 0x01 prefix), rows written before stay plaintext until
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011_audit_and_encryption"
-down_revision = "0009_dashboard"
+revision = "0009_audit_and_encryption"
+down_revision = "0008_dashboard_number_indexes"
 branch_labels = None
 depends_on = None
 

@@ -1,14 +1,14 @@
 """planned outage notices; the request id that caused a dispatch; indexes the metrics count
 
-Revision ID: 0010_outage_notices
-Revises: 0005
+Revision ID: 0007_outage_notices
+Revises: 0006_webhooks
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = "0010_outage_notices"
-down_revision = "0007_webhooks"
+revision = "0007_outage_notices"
+down_revision = "0006_webhooks"
 branch_labels = None
 depends_on = None
 

@@ -1,15 +1,15 @@
 """declaration numbers: payTransactionId and barCode of each document, for tracing
 
-Revision ID: 0012_declaration_numbers
-Revises: 0011_audit_and_encryption
+Revision ID: 0010_declaration_numbers
+Revises: 0009_audit_and_encryption
 Create Date: 2026-12-01 09:20:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012_declaration_numbers"
-down_revision = "0011_audit_and_encryption"
+revision = "0010_declaration_numbers"
+down_revision = "0009_audit_and_encryption"
 branch_labels = None
 depends_on = None
 

@@ -1,6 +1,6 @@
 """webhooks, their deliveries (an outbox fed from the events log) and every attempt
 
-Revision ID: 0007_webhooks
+Revision ID: 0006_webhooks
 Revises: 0005
 Create Date: 2026-12-01 08:30:00
 """
@@ -8,8 +8,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0007_webhooks'
-down_revision = '0005'
+revision = "0006_webhooks"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

@@ -1,14 +1,14 @@
 """dashboard: index the numbers the list search, the action-needed view and trace look up
 
-Revision ID: 0009_dashboard
-Revises: 0005
+Revision ID: 0008_dashboard_number_indexes
+Revises: 0007_outage_notices
 Create Date: 2026-12-01 08:50:00
 """
 
 from alembic import op
 
-revision = "0009_dashboard"
-down_revision = "0010_outage_notices"
+revision = "0008_dashboard_number_indexes"
+down_revision = "0007_outage_notices"
 branch_labels = None
 depends_on = None
 

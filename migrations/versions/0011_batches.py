@@ -1,7 +1,7 @@
 """batches: bulk uploads, their chunks and per-item results
 
-Revision ID: 0008_batches
-Revises: 0005
+Revision ID: 0011_batches
+Revises: 0010_declaration_numbers
 Create Date: 2026-12-01 08:10:00
 """
 
@@ -9,8 +9,8 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = "0008_batches"
-down_revision = "0012_declaration_numbers"
+revision = "0011_batches"
+down_revision = "0010_declaration_numbers"
 branch_labels = None
 depends_on = None
 
