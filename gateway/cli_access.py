@@ -25,6 +25,13 @@ def _when(value: Any) -> str:
     return f"{value:%Y-%m-%d %H:%M}" if value is not None else "-"
 
 
+def _operator() -> Any:
+    """The operator at this terminal, as the audit trail names them."""
+    from gateway.cli_privacy import operator
+
+    return operator()
+
+
 def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Call a use case; its GatewayError becomes a one-line CLI error, not a traceback."""
     try:
@@ -95,7 +102,7 @@ def api_keys_create(org: str, role: str, name: str | None) -> None:
     """Create a key and print it once: it cannot be shown again."""
     from gateway.services.accounts import issue_key
 
-    issued = _run(issue_key, _engine(), org, role, name)
+    issued = _run(issue_key, _engine(), org, role, name, actor=_operator())
     click.echo(
         json.dumps(
             {
@@ -134,7 +141,7 @@ def api_keys_revoke(key_id: str) -> None:
     """Revoke a key: every request with it is refused (401) from now on."""
     from gateway.services.accounts import revoke_api_key
 
-    _run(revoke_api_key, _engine(), key_id)
+    _run(revoke_api_key, _engine(), key_id, actor=_operator())
     click.echo(f"revoked {key_id}")
 
 
@@ -165,7 +172,7 @@ def users_create(
             raise click.ClickException(f"${password_env} is empty or not set")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    user_id = _run(create_user, _engine(), org, username, password, role, email)
+    user_id = _run(create_user, _engine(), org, username, password, role, email, actor=_operator())
     click.echo(json.dumps({"user_id": user_id, "username": username.strip().lower()}))
 
 
@@ -191,11 +198,9 @@ def users_list(org: str | None) -> None:
 @click.argument("user_id")
 def users_disable(user_id: str) -> None:
     """Disable a user: it can no longer log in."""
-    from gateway.persistence.accounts import disable_user
+    from gateway.services.accounts import disable_user
 
-    with _engine().begin() as conn:
-        if not disable_user(conn, user_id):
-            raise click.ClickException(f"no enabled user {user_id!r}")
+    _run(disable_user, _engine(), user_id, actor=_operator())
     click.echo(f"disabled {user_id}")
 
 

@@ -33,11 +33,13 @@ class Principal:
     role: str
     codes: tuple[str, ...] = ()
     key_id: str = ""
+    user_id: str = ""  # a dashboard user signed in with a password (then no key_id)
 
     @property
     def actor(self) -> Actor:
-        """How the audit trail names this caller: organisation, API key and role."""
-        return Actor("org", self.org_id, self.key_id or None, self.role)
+        """How the audit trail names this caller: organisation, its credential (the API key,
+        or the dashboard user ``usr_…`` signed in with a password) and role."""
+        return Actor("org", self.org_id, self.key_id or self.user_id or None, self.role)
 
     @property
     def viewer(self) -> Viewer:

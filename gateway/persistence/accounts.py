@@ -169,3 +169,47 @@ def disable_user(conn: Connection, user_id: str) -> bool:
         update(_u).where(_u.c.id == user_id, _u.c.disabled_at.is_(None)).values(disabled_at=now())
     )
     return done.rowcount == 1
+
+
+def get_key(conn: Connection, key_id: str) -> RowMapping | None:
+    """One API key (never its hash) by id, revoked or not."""
+    return (
+        conn.execute(
+            select(_k.c.id, _k.c.org_id, _k.c.role, _k.c.name, _k.c.revoked_at).where(
+                _k.c.id == key_id
+            )
+        )
+        .mappings()
+        .first()
+    )
+
+
+def get_user(conn: Connection, user_id: str) -> RowMapping | None:
+    """One user by id (never its password hash)."""
+    return (
+        conn.execute(
+            select(_u.c.id, _u.c.org_id, _u.c.role, _u.c.disabled_at).where(_u.c.id == user_id)
+        )
+        .mappings()
+        .first()
+    )
+
+
+def find_user_principal_row(conn: Connection, user_id: str) -> RowMapping | None:
+    """An enabled user with its role and its organisation (id, name, codes)."""
+    return (
+        conn.execute(
+            select(
+                _u.c.id.label("user_id"),
+                _u.c.username,
+                _u.c.role,
+                _o.c.id.label("org_id"),
+                _o.c.name.label("org_name"),
+                _o.c.codes,
+            )
+            .join(_o, _u.c.org_id == _o.c.id)
+            .where(_u.c.id == user_id, _u.c.disabled_at.is_(None))
+        )
+        .mappings()
+        .first()
+    )

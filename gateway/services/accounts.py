@@ -12,10 +12,12 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import RowMapping
 
 from gateway.domain.access import Role
+from gateway.domain.audit import Actor
 from gateway.domain.errors import InputError, NotFound
 from gateway.domain.passwords import hash_password, password_problem, verify_password
 from gateway.persistence import accounts as acc
 from gateway.persistence.ids import new_id
+from gateway.services import audit
 
 KEY_PREFIX = "swg_"
 # A real hash to compare against when the user is unknown, so timing tells nothing.
@@ -62,9 +64,15 @@ def get_org(engine: Engine, id_or_name: str) -> RowMapping:
 
 
 def issue_key(
-    engine: Engine, org: str, role: str, name: str | None = None, secret: str | None = None
+    engine: Engine,
+    org: str,
+    role: str,
+    name: str | None = None,
+    secret: str | None = None,
+    actor: Actor | None = None,
 ) -> IssuedKey:
-    """Create an API key for an organisation (id or name); ``secret`` only for demos/tests."""
+    """Create an API key for an organisation (id or name), recorded in the audit trail as
+    done by ``actor``; ``secret`` only for demos/tests."""
     role = _role(role)
     org_id = str(get_org(engine, org)["id"])
     key = secret or new_api_key()
@@ -79,6 +87,9 @@ def issue_key(
             role=role,
             name=name,
         )
+        audit.record(
+            conn, actor or audit.SYSTEM, "api_key.created", [org_id, issued.id], {"role": role}
+        )
     return issued
 
 
@@ -89,15 +100,34 @@ def list_api_keys(engine: Engine, org: str | None = None) -> list[RowMapping]:
         return acc.list_keys(conn, org_id)
 
 
-def revoke_api_key(engine: Engine, key_id: str) -> None:
-    """Revoke a key at once: the next request with it is answered 401."""
+def revoke_api_key(
+    engine: Engine, key_id: str, actor: Actor | None = None, org_id: str | None = None
+) -> None:
+    """Revoke a key at once: the next request with it is answered 401. With ``org_id``
+    only that organisation's key (another's is NotFound, as if it did not exist)."""
     with engine.begin() as conn:
+        key = acc.get_key(conn, key_id)
+        if key is None or (org_id is not None and key["org_id"] != org_id):
+            raise NotFound(f"No live API key {key_id!r}.")
         if not acc.revoke_key(conn, key_id):
             raise NotFound(f"No live API key {key_id!r}.")
+        audit.record(
+            conn,
+            actor or audit.SYSTEM,
+            "api_key.revoked",
+            [key["org_id"], key_id],
+            {"role": key["role"]},
+        )
 
 
 def create_user(
-    engine: Engine, org: str, username: str, password: str, role: str, email: str | None = None
+    engine: Engine,
+    org: str,
+    username: str,
+    password: str,
+    role: str,
+    email: str | None = None,
+    actor: Actor | None = None,
 ) -> str:
     """A dashboard user of an organisation; its password is kept as a scrypt hash."""
     role, username = _role(role), username.strip().lower()
@@ -120,7 +150,17 @@ def create_user(
             role=role,
             password_hash=hash_password(password),
         )
+        audit.record(conn, actor or audit.SYSTEM, "user.created", [org_id, user_id], {"role": role})
     return user_id
+
+
+def disable_user(engine: Engine, user_id: str, actor: Actor | None = None) -> None:
+    """Disable a user: it can no longer sign in, and its open sessions end."""
+    with engine.begin() as conn:
+        user = acc.get_user(conn, user_id)
+        if user is None or not acc.disable_user(conn, user_id):
+            raise NotFound(f"No enabled user {user_id!r}.")
+        audit.record(conn, actor or audit.SYSTEM, "user.disabled", [user["org_id"], user_id])
 
 
 def authenticate_user(engine: Engine, username: str, password: str) -> dict[str, Any] | None:

@@ -15,7 +15,7 @@ from gateway.domain.masking import mask_text
 from gateway.persistence import repository as repo
 from gateway.services.monitoring import CHINA
 from gateway.settings import Settings
-from gateway.web import login, pages, tools  # noqa: F401  (their routes join bp)
+from gateway.web import batch_pages, keys, login, pages, tools  # noqa: F401  (routes join bp)
 from gateway.web.blueprint import bp
 
 OPEN_ENDPOINTS = frozenset({"web.login", "web.static"})
@@ -67,7 +67,11 @@ def china_time(value: Any, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
 
 @bp.app_context_processor
 def helpers() -> dict[str, Any]:
-    return {"csrf_token": login.csrf_token, "principal": g.get("principal")}
+    return {
+        "csrf_token": login.csrf_token,
+        "principal": g.get("principal"),
+        "signed_in_as": login.signed_in_as(),
+    }
 
 
 def init_app(app: Flask, settings: Settings) -> None:

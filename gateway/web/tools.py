@@ -7,9 +7,11 @@ from typing import Any
 
 from flask import current_app, g, render_template, request
 
+from gateway.domain.access import Capability
 from gateway.domain.errors import GatewayError
 from gateway.services.declare import declare
 from gateway.services.monitoring import daily
+from gateway.services.templates import all_templates
 from gateway.services.trace import trace
 from gateway.services.validate import validate_upload
 from gateway.web.blueprint import bp
@@ -47,7 +49,8 @@ def upload() -> tuple[str, int]:
             result, status = {"mode": mode, "error": "Choose a file first. 请先选择文件。"}, 400
         elif mode == "declare":
             try:
-                acc = declare(_rt(), g.principal.org_id, data, _content_type(name, data))
+                p = g.principal.require(Capability.DECLARE)  # as the API: a port may not
+                acc = declare(_rt(), p.org_id, data, _content_type(name, data), actor=p.actor)
                 result = {"mode": mode, "name": name, "accepted": acc}
             except GatewayError as exc:
                 result, status = {"mode": mode, "name": name, "problem": exc}, exc.status
@@ -58,7 +61,10 @@ def upload() -> tuple[str, int]:
             except GatewayError as exc:
                 result, status = {"mode": mode, "name": name, "problem": exc}, exc.status
     return render_template(
-        "upload.html", result=result, batch=BATCH_PATH if _batch_available() else None
+        "upload.html",
+        result=result,
+        batch=BATCH_PATH if _batch_available() else None,
+        templates=[(t.type, t.alias) for t in all_templates()],
     ), status
 
 
