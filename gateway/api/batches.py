@@ -9,6 +9,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from gateway.api.auth import current_principal
+from gateway.domain.access import Capability
 from gateway.domain.errors import MalformedRequest, NotFound, TemplateMismatch, Violation
 from gateway.jobs.batch import batch_limits, ring
 from gateway.persistence import batches as store
@@ -130,7 +131,7 @@ def _with_items(b: Any) -> dict[str, Any]:
 def submit() -> tuple[Response, int]:
     """Accept a ZIP of messages or a CSV/XLSX per template; 202 and declare it in a job."""
     settings = _settings()
-    principal = current_principal(_rt())
+    principal = current_principal(_rt(), Capability.DECLARE)  # its items are declarations
     request.max_content_length = settings.batch_max_bytes
     wait = _number("wait", 0, 0, MAX_WAIT)
     key = request.headers.get("Idempotency-Key") or None

@@ -367,7 +367,7 @@ def _batch_paths() -> dict[str, Any]:
         "(202 with progress; 200 with the results when done within ?wait)",
         "202",
         body=BATCH_UPLOAD,
-        errors=("400", "413", "415", "422", "503"),
+        errors=("400", "403", "413", "415", "422", "503"),
         params=[
             WAIT,
             {

@@ -1,15 +1,21 @@
 """The dashboard in a real headless Chromium against the real stack: sign in, upload a
 parcel, watch the list clear live, filter, open the declaration page, trace, and see a
-rejection and a detention explained. Screenshots land in tests/e2e/screenshots/.
+rejection and a detention explained; a user signs in with a password, uploads a CSV batch
+and reads its per-row result, and makes and revokes an API key. Screenshots land in
+tests/e2e/screenshots/.
 
 Chromium is Debian's (/usr/bin/chromium, `make system-deps`); nothing is downloaded.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +23,7 @@ import httpx
 import pytest
 
 from gateway.examples import fresh_ceb621, fresh_parcel
-from tests.e2e.stack import Stack, start_stack, wait_for_status
+from tests.e2e.stack import PROJECT_ROOT, Stack, start_stack, wait_for_status
 
 XML = "application/xml"
 CHROMIUM = os.environ.get("GATEWAY_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -77,7 +83,7 @@ def sign_in(page, key: str) -> None:
     assert "/dashboard/login" in page.url
     shot(page, "01-login")
     page.fill("#api_key", key)
-    page.click("button[type=submit]")
+    page.click("form.key button[type=submit]")
     page.wait_for_url("**/dashboard/")
 
 
@@ -195,3 +201,74 @@ def test_rejections_and_detentions_are_explained_and_need_action(page, slow_stac
     shot(page, "10-monitor")
     page.click("form.who button")
     page.wait_for_url("**/dashboard/login")
+
+
+def _create_user(stack: Stack, username: str, password: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env.update({"GATEWAY_DATA_DIR": str(stack.data_dir), "PW": password})
+    subprocess.run(
+        [sys.executable, "-m", "gateway", "users", "create", "--org", "Demo Broker Co.",
+         "--username", username, "--role", "broker", "--password-env", "PW"],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, timeout=60, check=True,
+    )  # fmt: skip
+
+
+def _payments_csv(stack: Stack) -> bytes:
+    """The payment template's example row, and a second payment whose currency is wrong,
+    saved in GBK as Chinese Excel does."""
+    with stack.client() as api:
+        text = api.get("/api/v1/templates/CEB411.csv").content.decode("utf-8-sig")
+    header, good = list(csv.reader(io.StringIO(text)))[:2]
+    bad = list(good)
+    bad[header.index("payTransactionId")] = "PAY-E2E-SECOND-1"
+    bad[header.index("orderNo")] = good[header.index("orderNo")] + "B"
+    bad[header.index("currency")] = "XYZ"
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows([header, good, bad])
+    return out.getvalue().encode("gbk")
+
+
+def test_a_user_signs_in_uploads_a_batch_and_manages_keys(page, slow_stack: Stack, tmp_path):
+    _create_user(slow_stack, "li.wei", "a long enough secret")
+    page.goto("/dashboard/")
+    page.fill("#username", "li.wei")
+    page.fill("#password", "not the password")
+    page.click("form.password button[type=submit]")
+    assert "Wrong username or password" in page.inner_text("[role=alert]")
+    page.fill("#password", "a long enough secret")
+    shot(page, "11-login-password")
+    page.click("form.password button[type=submit]")
+    page.wait_for_url("**/dashboard/")
+    assert "li.wei" in page.inner_text("form.who")
+
+    path = tmp_path / "付款单.csv"
+    path.write_bytes(_payments_csv(slow_stack))
+    page.goto("/dashboard/upload")
+    page.set_input_files("#batch_file", str(path))
+    page.click("form.batch button[type=submit]")
+    page.wait_for_url(re.compile(r".*/dashboard/batches/bat_[0-9a-f]+$"))
+    page.evaluate("window.__same_page = true")
+    page.locator("#batch[data-status=done]").wait_for(timeout=30_000)
+    assert page.evaluate("window.__same_page") is True  # htmx polled; no reload
+    assert "accepted" in page.inner_text("#item-1")
+    bad = page.inner_text("#item-2")
+    assert "rejected" in bad and "currency" in bad and "XYZ" in bad and "固定值" in bad
+    assert "1 accepted" in page.inner_text("#batch") and "1 rejected" in page.inner_text("#batch")
+    shot(page, "12-batch-result")
+
+    page.click("header nav a[href$='/dashboard/keys']")
+    page.fill("input[name=label]", "warehouse")
+    page.select_option("select[name=role]", "port")
+    page.click("form.newkey button[type=submit]")
+    secret = page.inner_text("#secret")
+    assert secret.startswith("swg_")
+    with slow_stack.client(secret) as api:
+        assert api.get("/api/v1/declarations").status_code == 200
+    shot(page, "13-keys-created")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.locator("tr", has_text="warehouse").locator("form.revoke button").click()
+    page.wait_for_url("**/dashboard/keys?revoked=*")
+    assert page.locator("tr.revoked", has_text="warehouse").count() == 1
+    with slow_stack.client(secret) as api:
+        assert api.get("/api/v1/declarations").status_code == 401
+    shot(page, "14-keys-revoked")

@@ -114,6 +114,15 @@ def test_a_signed_in_user_has_exactly_its_roles_capabilities(app, engine, org_id
         content_type="multipart/form-data",
     )
     assert batch.status_code == 403
+    # The API holds a port key to the same rule: a batch is declarations.
+    port_key = issue_key(engine, org_id, "port", "gate").secret
+    api = app.test_client().post(
+        "/api/v1/declarations/batch",
+        data=b"a,b\n1,2\n",
+        content_type="text/csv",
+        headers={"Authorization": f"Bearer {port_key}"},
+    )
+    assert api.status_code == 403, api.get_json()
 
 
 def test_the_keys_page_lists_creates_and_revokes_within_the_roles_limits(
