@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, or_, select
 from sqlalchemy.engine import RowMapping
 
+from gateway.domain.access import Viewer
 from gateway.persistence import tables as t
 from gateway.persistence.repository import visible_to
 
@@ -55,7 +56,7 @@ def _missing_partner(list_type: str) -> Any:
 
 
 def action_needed(
-    conn: Connection, org_id: str, *, before: str | None, limit: int
+    conn: Connection, org_id: Viewer | str, *, before: str | None, limit: int
 ) -> list[RowMapping]:
     """Rejected, inspected or held declarations, and open lists missing a partner document."""
     d = t.declarations
@@ -105,7 +106,9 @@ def authority_infos(conn: Connection, ids: Sequence[str]) -> dict[str, list[RowM
     return out
 
 
-def activity(conn: Connection, org_id: str, since: datetime, until: datetime) -> list[RowMapping]:
+def activity(
+    conn: Connection, org_id: Viewer | str, since: datetime, until: datetime
+) -> list[RowMapping]:
     """Type, status and milestones of visible declarations created in [since, until)."""
     d = t.declarations.c
     stmt = select(d.type, d.status, d.created_at, d.released_at).where(
@@ -114,7 +117,7 @@ def activity(conn: Connection, org_id: str, since: datetime, until: datetime) ->
     return list(conn.execute(stmt).mappings())
 
 
-def by_number(conn: Connection, org_id: str, number: str) -> list[RowMapping]:
+def by_number(conn: Connection, org_id: Viewer | str, number: str) -> list[RowMapping]:
     """Visible declarations carrying ``number`` in one of their indexed number columns."""
     d = t.declarations.c
     stmt = select(t.declarations).where(
@@ -124,7 +127,7 @@ def by_number(conn: Connection, org_id: str, number: str) -> list[RowMapping]:
 
 
 def carrying_element(
-    conn: Connection, org_id: str, element: str, number: str, limit: int = 200
+    conn: Connection, org_id: Viewer | str, element: str, number: str, limit: int = 200
 ) -> list[RowMapping]:
     """Visible declarations whose document carries ``<element>number</element>`` (from the
     numbers kept beside each document at acceptance)."""
@@ -140,7 +143,7 @@ def carrying_element(
 
 
 def related(
-    conn: Connection, org_id: str, order_nos: Sequence[str], logistics_nos: Sequence[str]
+    conn: Connection, org_id: Viewer | str, order_nos: Sequence[str], logistics_nos: Sequence[str]
 ) -> list[RowMapping]:
     """Every visible declaration of the same parcel: by orderNo or logisticsNo."""
     d = t.declarations.c
@@ -155,7 +158,7 @@ def related(
     return list(conn.execute(stmt.order_by(d.id)).mappings())
 
 
-def find_visible(conn: Connection, org_id: str, declaration_id: str) -> RowMapping | None:
+def find_visible(conn: Connection, org_id: Viewer | str, declaration_id: str) -> RowMapping | None:
     """One declaration if the organisation may see it, else None (foreign = nonexistent)."""
     stmt = select(t.declarations).where(t.declarations.c.id == declaration_id, visible_to(org_id))
     return conn.execute(stmt).mappings().first()

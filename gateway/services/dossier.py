@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.domain.access import Viewer
 from gateway.domain.errors import NotFound
 from gateway.domain.explain import Explanation, explain
 from gateway.domain.masking import mask_text, masked
@@ -94,7 +95,7 @@ class Dossier:
         ]
 
 
-def find_visible(conn: Any, org_id: str, declaration_id: str) -> Any:
+def find_visible(conn: Any, org_id: Viewer | str, declaration_id: str) -> Any:
     """The declaration, or NotFound when it does not exist or is not the caller's."""
     row = lookups.find_visible(conn, org_id, declaration_id)
     if row is None:
@@ -110,7 +111,7 @@ def stored_document(conn: Any, row: Any, rt: Runtime) -> Document:
     return Document(row["type"], doc.view.head, doc.view.lines)
 
 
-def _partners(conn: Any, rt: Runtime, org_id: str, decl: Any) -> list[Partner]:
+def _partners(conn: Any, rt: Runtime, org_id: Viewer | str, decl: Any) -> list[Partner]:
     roles = lookups.PARTNERS.get(decl["type"])
     if not roles:
         return []
@@ -150,7 +151,7 @@ def _mismatches(conn: Any, rt: Runtime, doc: Document, partners: list[Partner]) 
     return check(doc, Partners(**found))
 
 
-def dossier(rt: Runtime, org_id: str, declaration_id: str) -> Dossier:
+def dossier(rt: Runtime, org_id: Viewer | str, declaration_id: str) -> Dossier:
     """Gather one visible declaration's page (NotFound for a foreign or unknown id)."""
     with rt.engine.connect() as conn:
         decl = find_visible(conn, org_id, declaration_id)

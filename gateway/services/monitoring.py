@@ -6,6 +6,7 @@ import statistics
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 
+from gateway.domain.access import Viewer
 from gateway.persistence import lookups
 from gateway.persistence import repository as repo
 from gateway.services.runtime import Runtime
@@ -37,7 +38,9 @@ def china_today() -> date:
     return datetime.now(CHINA).date()
 
 
-def daily(rt: Runtime, org_id: str, days: int = 14, today: date | None = None) -> list[Day]:
+def daily(
+    rt: Runtime, org_id: Viewer | str, days: int = 14, today: date | None = None
+) -> list[Day]:
     """The last ``days`` days up to ``today`` (China time), oldest first, empty days too."""
     last = today or china_today()
     first = last - timedelta(days=days - 1)

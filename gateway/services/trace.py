@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.domain.access import Viewer
 from gateway.domain.documents import TRACED_ELEMENTS
 from gateway.domain.masking import mask_text
 from gateway.persistence import lookups
@@ -35,7 +36,7 @@ ROLES = {
 CHAIN_ORDER = ("order", "payment", "waybill", "inventory", "cancel", "return", "other")
 
 
-def _matches(conn: Any, org_id: str, number: str) -> dict[str, tuple[Any, str]]:
+def _matches(conn: Any, org_id: Viewer | str, number: str) -> dict[str, tuple[Any, str]]:
     found = {r["id"]: (r, "number") for r in lookups.by_number(conn, org_id, number)}
     for element in TRACED_ELEMENTS:
         for row in lookups.carrying_element(conn, org_id, element, number):
@@ -43,7 +44,7 @@ def _matches(conn: Any, org_id: str, number: str) -> dict[str, tuple[Any, str]]:
     return found
 
 
-def _expand(conn: Any, org_id: str, rows: dict[str, Any]) -> dict[str, Any]:
+def _expand(conn: Any, org_id: Viewer | str, rows: dict[str, Any]) -> dict[str, Any]:
     """Two hops over orderNo and logisticsNo reach every document of the parcel."""
     for _ in range(2):
         orders = sorted({r["order_no"] for r in rows.values() if r["order_no"]})
@@ -79,7 +80,7 @@ def _declaration(row: Any, matched_by: str | None) -> dict[str, Any]:
     }
 
 
-def trace(rt: Runtime, org_id: str, number: str) -> dict[str, Any]:
+def trace(rt: Runtime, org_id: Viewer | str, number: str) -> dict[str, Any]:
     """The chain of every visible declaration that ``number`` leads to, and its events."""
     number = number.strip()
     with rt.engine.connect() as conn:

@@ -47,10 +47,10 @@ def declarations() -> str:
     else:
         with _rt().engine.connect() as conn:
             rows = repo.list_declarations(
-                conn, g.principal.org_id, before=query.cursor, limit=query.limit + 1,
+                conn, g.principal.viewer, before=query.cursor, limit=query.limit + 1,
                 where=query.where,
             )  # fmt: skip
-            counts = repo.count_by_status(conn, g.principal.org_id, query.where)
+            counts = repo.count_by_status(conn, g.principal.viewer, query.where)
             authorities = _authorities(conn, rows[: query.limit])
         if len(rows) > query.limit:
             next_cursor = rows[query.limit - 1]["id"]
@@ -104,7 +104,7 @@ def action() -> str:
     cursor = request.args.get("cursor") or None
     limit = 50
     with _rt().engine.connect() as conn:
-        rows = lookups.action_needed(conn, g.principal.org_id, before=cursor, limit=limit + 1)
+        rows = lookups.action_needed(conn, g.principal.viewer, before=cursor, limit=limit + 1)
         page = rows[:limit]
         authorities = _authorities(conn, page)
         why = {r["id"]: _why(conn, r, authorities[r["id"]]) for r in page}
@@ -122,6 +122,6 @@ def action() -> str:
 @bp.get("/declarations/<declaration_id>")
 def declaration(declaration_id: str) -> str:
     """One declaration: status, authorities, timeline, inspection, tax, 三单, rejections."""
-    d = dossier(_rt(), g.principal.org_id, declaration_id)
+    d = dossier(_rt(), g.principal.viewer, declaration_id)
     template = "_dossier.html" if _partial() else "declaration.html"
     return render_template(template, d=d)

@@ -75,7 +75,7 @@ def monitor() -> str:
         days = max(7, min(60, int(request.args.get("days", "14"))))
     except ValueError:
         days = 14
-    series = daily(_rt(), g.principal.org_id, days)
+    series = daily(_rt(), g.principal.viewer, days)
     return render_template("monitor.html", days=series, span=days, chart=volume_chart(series))
 
 
@@ -83,6 +83,6 @@ def monitor() -> str:
 def trace_page() -> tuple[str, int]:
     """Search any number of a parcel and see its whole chain."""
     q = (request.args.get("q") or "").strip()[:MAX_Q]
-    found = trace(_rt(), g.principal.org_id, q) if q else None
+    found = trace(_rt(), g.principal.viewer, q) if q else None
     status = 404 if found is not None and not found["found"] else 200
     return render_template("trace.html", q=q, t=found), status

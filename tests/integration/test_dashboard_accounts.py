@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 
 from gateway import create_app
 from gateway.cli import cli
+from gateway.examples import fresh_ceb621
 from gateway.jobs.batch import batch_limits
 from gateway.persistence import audit_log
 from gateway.persistence.accounts import list_keys
@@ -314,3 +315,27 @@ def test_a_batch_is_uploaded_and_its_page_shows_each_rows_result(
     assert _login(stranger, api_key=other_key).status_code == 302
     assert stranger.get(path).status_code == 404
     assert batch_id not in stranger.get("/dashboard/batches").get_data(as_text=True)
+
+
+def test_a_session_sees_what_the_same_principal_sees_over_the_api(
+    app, engine, org_id, settings: Settings
+):
+    key = ensure_demo_org(settings)
+    client = app.test_client()
+    declared = client.post(
+        "/api/v1/declarations",
+        data=fresh_ceb621(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/xml"},
+    )
+    assert declared.status_code == 202, declared.get_json()
+    did = declared.get_json()["id"]
+    operator_org, _ = create_org(settings, "Gateway Ops", [], "DXPOPS0000000001", role="admin")
+    _user(engine, operator_org, "ops", "admin")
+    _user(engine, operator_org, "clerk", "broker")
+    ops, clerk = _as(app, "ops"), _as(app, "clerk")
+    # The operator reads every organisation's declarations, as its API key would.
+    assert did in ops.get("/dashboard/").get_data(as_text=True)
+    assert ops.get(f"/dashboard/declarations/{did}").status_code == 200
+    # A broker of the same organisation, with no codes, sees none of them.
+    assert did not in clerk.get("/dashboard/").get_data(as_text=True)
+    assert clerk.get(f"/dashboard/declarations/{did}").status_code == 404
