@@ -51,12 +51,28 @@ _BY_CODE = {
     "batch.not_a_zip": "不是有效的 ZIP 压缩包",
     "batch.html": "这是网页文件，不是表格",
     "idempotency.key_reused": "幂等键已用于另一份上传",
+    "csv.binary": "不是文本格式的 CSV 文件",
+    "csv.empty": "CSV 文件为空",
+    "csv.encoding": "CSV 编码无法识别（请用 UTF-8 或 GBK）",
+    "csv.malformed": "CSV 格式错误",
+    "xlsx.empty": "工作簿为空",
+    "xlsx.unreadable": "不是有效的 XLSX 工作簿（Excel 2007 及以上）",
+    "zip.bomb": "压缩比异常，拒绝解压",
+    "zip.corrupt": "ZIP 压缩包已损坏",
+    "zip.encrypted": "不支持加密的 ZIP 压缩包",
+    "zip.size_mismatch": "ZIP 内文件大小与记录不符",
+    "zip.too_large": "解压后超过大小限制",
+    "zip.unsafe_path": "ZIP 内含不安全的文件路径",
+    "upload.html": "这是网页文件，不是表格",
 }
 _BY_FAMILY = {
     "schema": "不符合报文格式规范（XSD）",
     "xml": "XML 文件有误",
     "json": "JSON 文件有误",
     "batch": "表格或压缩包有误",
+    "csv": "CSV 文件有误",
+    "xlsx": "XLSX 工作簿有误",
+    "zip": "ZIP 压缩包有误",
 }
 
 

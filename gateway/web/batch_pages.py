@@ -43,6 +43,7 @@ def _list_page(status: int = 200, problem: GatewayError | None = None) -> tuple[
         batches=_recent(g.principal.org_id),
         templates=[(t.type, t.alias) for t in all_templates()],
         problem=problem,
+        zh=zh_reason,
     ), status
 
 

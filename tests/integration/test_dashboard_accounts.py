@@ -278,7 +278,9 @@ def test_a_batch_is_uploaded_and_its_page_shows_each_rows_result(
         data={"csrf_token": _token(upload_page), "file": (io.BytesIO(b"\x00\x01junk"), "x.csv")},
         content_type="multipart/form-data",
     )
-    assert 400 <= junk.status_code < 500 and 'id="batch-problem"' in junk.get_data(as_text=True)
+    refused = junk.get_data(as_text=True)
+    assert 400 <= junk.status_code < 500 and 'id="batch-problem"' in refused
+    assert re.search(r'<span lang="zh">[^<]*[\u4e00-\u9fff]', refused), refused[-1500:]
 
     resp = browser.post(
         "/dashboard/batches",
