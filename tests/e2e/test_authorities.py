@@ -133,6 +133,15 @@ def test_lost_receipts_are_recovered_by_polling(stack: Stack, sandbox: httpx.Cli
     assert _codes(body, "customs") == ["2", "120", "800"]
 
 
+def test_lost_port_events_are_recovered_by_polling(stack: Stack, sandbox: httpx.Client):
+    sandbox.post("/admin/faults", json={"authority": "port", "drop_receipts": 1}).raise_for_status()
+    with stack.client() as client:
+        did = _declare(client, fresh_ceb621())
+        body = wait_for_status(client, did, {"closed"}, timeout=40)
+    kinds = [e["kind"] for e in body["events"]]
+    assert kinds.count("arrived") == 1 and kinds.count("gate_out") == 1
+
+
 def test_duplicated_and_out_of_order_receipts_are_applied_once_and_in_order(
     stack: Stack, sandbox: httpx.Client
 ):
