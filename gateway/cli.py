@@ -75,17 +75,25 @@ def create_org_cmd(name: str, codes: str, dxp_id: str, role: str) -> None:
 @cli.command()
 def worker() -> None:
     """Run one rq worker on the delivery queue."""
-    from rq import Worker
+    from rq import SimpleWorker, Worker
     from rq.serializers import JSONSerializer
 
-    from gateway.bootstrap import redis_connection, runtime
+    from gateway.bootstrap import redis_connection
+    from gateway.jobs.delivery import warm_worker
 
     settings = load_settings()
-    runtime(settings)  # warm: every forked work horse inherits keys, schemas and clients
+    # Warm: every forked work horse inherits keys, schemas, clients, the job's modules and
+    # the compiled delivery statements.
+    warm_worker(settings)
+    if settings.worker_class not in ("fork", "simple"):
+        raise click.UsageError(
+            f"worker_class must be fork or simple, not {settings.worker_class!r}"
+        )
+    worker_class = SimpleWorker if settings.worker_class == "simple" else Worker
     while True:
         # rq quits its loop when Redis goes away; the work is in the database, so wait
         # for Redis and work again instead of leaving the queue unserved.
-        w = Worker(
+        w = worker_class(
             [settings.queue_name],
             connection=redis_connection(settings),
             serializer=JSONSerializer,

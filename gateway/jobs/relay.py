@@ -39,20 +39,21 @@ def _still_queued(queue: Queue, dispatch_ids: list[str]) -> set[str]:
     }
 
 
-def relay_once(settings: Settings) -> int:
+def relay_once(settings: Settings, queue: Queue | None = None) -> int:
     """One pass: enqueue every due dispatch that is not already waiting in the queue, and
-    every dispatch whose delivery lease expired; returns how many were enqueued."""
+    every dispatch whose delivery lease expired; returns how many were enqueued. The relay
+    loop passes its one ``queue`` (a new Redis connection per pass costs more than the pass)."""
     engine = get_engine(settings.db_url)
     at = repo.now()
     with engine.connect() as conn:
         due = repo.due_dispatch_ids(conn, at, BATCH)
     if not due:
         return 0
-    queue = delivery_queue(settings)
+    queue = queue or delivery_queue(settings)
     waiting = _still_queued(queue, due)
     todo = [d for d in due if d not in waiting]
     if todo:
-        enqueue_deliveries(queue, todo, settings.job_timeout)
+        enqueue_deliveries(queue, todo, settings.job_timeout, settings.delivery_batch)
     with engine.begin() as conn:
         repo.postpone_dispatches(conn, due, at + timedelta(seconds=settings.lease_seconds))
     return len(todo)
@@ -71,9 +72,10 @@ def run_relay(settings: Settings) -> None:
     )
     endpoints = {a: settings.endpoint(a) for a in POLLED_AUTHORITIES}
     next_poll = time.monotonic() + settings.poll_interval
+    queue = delivery_queue(settings)  # redis-py reconnects by itself after a Redis restart
     while True:
         try:
-            n = relay_once(settings)
+            n = relay_once(settings, queue)
             if n:
                 log.info("relay enqueued %d dispatch(es)", n)
             if time.monotonic() >= next_poll:
