@@ -14,6 +14,7 @@ from bench import analysis, report
 from bench.floor import measure_floor
 from bench.run import RESULTS, contention, database, drive, generator_ceiling, scaling
 from bench.stack import Stack
+from gateway.settings import load_settings
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -21,6 +22,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=60, help="max-load phase length (s)")
     p.add_argument("--workers", type=int, default=1, help="rq workers (and 1..N scaling runs)")
     p.add_argument("--postgres", action="store_true", help="a throwaway PostgreSQL on loopback")
+    p.add_argument(
+        "--worker-class", choices=("fork", "simple"), help="rq worker class (default: settings)"
+    )
     p.add_argument("--connections", type=int, default=8, help="concurrent connections")
     p.add_argument("--batch-size", type=int, default=100, help="documents per ZIP")
     p.add_argument("--profile-seconds", type=float, default=10, help="py-spy phase length (s)")
@@ -90,6 +94,7 @@ def figures(
             "connections": args.connections,
             "batch_size": args.batch_size,
             "database": "postgresql" if args.postgres else "sqlite",
+            "worker_class": args.worker_class or load_settings().worker_class,
             "gunicorn": "2 workers x 4 threads (as make run)",
             "sandbox": "fast mode: delays 0, nothing inspected or held",
         },
@@ -111,7 +116,7 @@ def main(argv: list[str]) -> int:
         scaling(args, work, functools.partial(database, args.postgres)) if args.workers > 1 else []
     )
     with database(args.postgres) as url:
-        stack = Stack(work / "gateway", workers=args.workers, database_url=url)
+        stack = Stack(work / "gateway", args.workers, url, worker_class=args.worker_class or "")
         print(
             f"bench: the gateway over HTTP ({args.workers} rq worker(s), "
             f"{'PostgreSQL' if url else 'SQLite'}) ...",

@@ -175,7 +175,7 @@ def scaling(args: argparse.Namespace, work: Path, db_url_factory: Any) -> list[d
     for k in range(1, args.workers):
         with db_url_factory() as url:
             stack = Stack(
-                Path(tempfile.mkdtemp(prefix=f"bench-w{k}-")), workers=k, database_url=url
+                Path(tempfile.mkdtemp(prefix=f"bench-w{k}-")), k, url, args.worker_class or ""
             )
             stack.start()
             try:

@@ -69,6 +69,7 @@ class Stack:
     data_dir: Path
     workers: int = 1
     database_url: str = ""
+    worker_class: str = ""  # empty: the embedded default (config/defaults.toml)
     port: int = field(default_factory=free_port)
     sandbox_port: int = field(default_factory=free_port)
     redis_port: int = field(default_factory=free_port)
@@ -98,6 +99,8 @@ class Stack:
         )
         if self.database_url:
             env["GATEWAY_DATABASE_URL"] = self.database_url
+        if self.worker_class:
+            env["GATEWAY_WORKER_CLASS"] = self.worker_class
         return env
 
     def start(self) -> None:
