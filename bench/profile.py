@@ -17,19 +17,23 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-# (stage, substrings of a frame's file path). Checked innermost frame first.
+# (stage, path prefixes): a frame's file matches when its path starts with the prefix or
+# contains it after a "/" (py-spy prints site-packages relative: "sqlalchemy/engine/...").
+# Checked innermost frame first.
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("parse", ("gateway/xml/parsing.py",)),
-    ("validate", ("gateway/xml/validation.py", "schemas/registry.py", "/xmlschema/")),
-    ("sign", ("signing/", "/cryptography/", "/signxml/")),
+    ("validate", ("gateway/xml/validation.py", "schemas/registry.py", "xmlschema/")),
+    ("sign", ("signing/", "cryptography/", "signxml/")),
     ("rules", ("gateway/domain/", "gateway/services/tax_quota.py", "gateway/services/prematch")),
-    ("db", ("/sqlalchemy/", "/sqlite3/", "/psycopg/", "gateway/persistence/")),
-    ("queue", ("/rq/", "/redis/")),
-    ("http", ("/gunicorn/", "/werkzeug/", "/httpx/", "/httpcore/", "/h11/", "adapters/")),
-    ("framework", ("/flask/", "/click/", "/jinja2/", "gateway/api/")),
-    ("xml", ("gateway/xml/", "/lxml/")),
+    ("db", ("sqlalchemy/", "sqlite3/", "psycopg/", "gateway/persistence/")),
+    ("queue", ("rq/", "redis/")),
+    ("http", ("gunicorn/", "werkzeug/", "httpx/", "httpcore/", "h11/", "adapters/")),
+    ("framework", ("flask/", "click/", "jinja2/", "gateway/api/")),
+    ("xml", ("gateway/xml/", "lxml/")),
     ("app", ("gateway/", "sandbox/", "bench/")),
 )
+# Leaf frames where a thread waits for work (py-spy cannot always tell they are idle).
+WAITING = ("EpollSelector.select", "Arbiter.wait_for_signals", "_worker (concurrent/futures")
 _PROCESS = re.compile(r'^process (\d+):"(.*)"$')
 _FRAME_FILE = re.compile(r"\((.*):\d+\)$|\((.*)\)$")
 
@@ -63,11 +67,13 @@ def _role(cmdline: str) -> str:
 
 def stage_of(frames: list[str]) -> str:
     """The stage of one stack (frames outermost first, as py-spy writes them)."""
+    if frames and frames[-1].startswith(WAITING):
+        return "waiting"
     for frame in reversed(frames):
         m = _FRAME_FILE.search(frame)
         path = (m.group(1) or m.group(2)) if m else frame
         for stage, needles in STAGES:
-            if any(n in path for n in needles):
+            if any(path.startswith(n) or f"/{n}" in path for n in needles):
                 return stage
     return "other"
 
@@ -94,6 +100,7 @@ def summarise(raw: Path) -> dict[str, Any]:
     gateway = Counter[str]()
     for role in ("gunicorn", "worker", "relay", "launcher"):
         gateway.update(by_stage.get(role, Counter()))
+    gateway.pop("waiting", None)  # shares of the work done, not of threads waiting for it
     total = sum(gateway.values()) or 1
     return {
         "samples_by_process": dict(by_role),

@@ -80,6 +80,11 @@ def table(figures: dict[str, Any]) -> str:
         ),
         ("accept / floor", f"{figures['floor_ratio']}", v["floor_ratio"]),
         (
+            "CPU per accepted: floor / gateway",
+            f"{figures['floor_cpu_ms_per_accepted']} / {figures['gateway_cpu_ms_per_accepted']} ms",
+            f"(ratio {figures['floor_cpu_ratio']})",
+        ),
+        (
             "p50 / p95 / p99 at 70 % load",
             f"{figures['p50_ms']} / {figures['p95_ms']} / {figures['p99_ms']} ms",
             v["p99_ms"],
