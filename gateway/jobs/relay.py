@@ -15,7 +15,13 @@ import httpx
 from rq import Queue
 from rq.job import Job
 
-from gateway.bootstrap import delivery_queue, enqueue_deliveries, runtime
+from gateway.bootstrap import (
+    delivery_job_id,
+    delivery_queue,
+    enqueue_deliveries,
+    rides_in_key,
+    runtime,
+)
 from gateway.persistence import repository as repo
 from gateway.persistence.database import get_engine
 from gateway.services.poll import POLLED_AUTHORITIES, poll_all
@@ -27,15 +33,20 @@ BATCH = 500
 
 def _still_queued(queue: Queue, dispatch_ids: list[str]) -> set[str]:
     """Dispatches whose job is waiting in the queue right now (not lost, not started): the
-    worker will get to them; enqueueing again would only multiply the backlog."""
+    worker will get to them; enqueueing again would only multiply the backlog. A dispatch
+    waits in the job named after it, or in the batch job its note names."""
     pipe = queue.connection.pipeline()
     for d in dispatch_ids:
-        pipe.hget(Job.key_for(f"deliver-{d}"), "status")
+        pipe.get(rides_in_key(d))
+    rides = pipe.execute()
+    for d, ride in zip(dispatch_ids, rides, strict=True):
+        pipe.hget(Job.key_for(delivery_job_id(d)), "status")
+        pipe.hget(Job.key_for(ride.decode() if isinstance(ride, bytes) else ride or ""), "status")
     statuses = pipe.execute()
     return {
         d
-        for d, status in zip(dispatch_ids, statuses, strict=True)
-        if status in (b"queued", "queued")
+        for i, d in enumerate(dispatch_ids)
+        if {statuses[2 * i], statuses[2 * i + 1]} & {b"queued", "queued"}
     }
 
 

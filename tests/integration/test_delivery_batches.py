@@ -9,7 +9,7 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 from sqlalchemy import select
 
-from gateway.bootstrap import redis_connection
+from gateway.bootstrap import enqueue_deliveries, redis_connection
 from gateway.examples import fresh_ceb621
 from gateway.jobs.delivery import deliver_all, warm_worker
 from gateway.jobs.relay import relay_once
@@ -57,3 +57,18 @@ def test_one_job_delivers_each_dispatch_and_skips_one_another_attempt_holds(
 def test_a_warm_worker_keeps_no_database_connection_for_its_horses(settings: Settings, org_id: str):
     rt = warm_worker(settings)
     assert rt.engine.pool.checkedout() == 0 and rt.engine.pool.checkedin() == 0
+
+
+def test_a_dispatch_waiting_in_another_dispatchs_job_is_not_enqueued_again(
+    settings: Settings, runtime: Runtime, org_id: str
+):
+    for _ in range(3):
+        declare(runtime, org_id, fresh_ceb621(), "application/xml")
+    ids = _dispatch_ids(runtime)
+    queue = Queue(
+        settings.queue_name, connection=redis_connection(settings), serializer=JSONSerializer
+    )
+    enqueue_deliveries(queue, ids, settings.job_timeout, batch=3)  # one job: the doorbell
+    assert queue.count == 1
+    assert relay_once(settings) == 0  # all three are due, and all three are waiting
+    assert queue.count == 1
