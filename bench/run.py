@@ -1,11 +1,12 @@
 """`make bench` / `python -m bench`: the floor, then the real gateway over HTTP, in one run.
 
 Phases against one running product (`python -m gateway run`): a warm-up; one document per
-request at the maximum rate (closed loop, --seconds); the same at 70 % of the rate it sustained
-at the end of that phase (open loop, half as long: the latency target); the batch endpoint (ZIPs, half as long; skipped
-with a note when it answers 404/405); a profiled phase (py-spy); then the delivery backlog
-drains. With --workers N the run uses N rq workers and, before it, short runs with
-1..N workers (the same protocol each) show how accept and delivery grow.
+request at the maximum rate (closed loop, --seconds); the same at 70 % of the rate it
+sustained at the end of that phase (open loop, half as long: the latency target); the batch
+endpoint (ZIPs, half as long; skipped with a note when it answers 404/405); a profiled
+phase (py-spy); then the delivery backlog drains. With --workers N the run uses N rq
+workers and, before it, short runs with 1..N workers (the same protocol each) show how
+accept and delivery grow.
 """
 
 from __future__ import annotations
