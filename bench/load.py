@@ -30,6 +30,7 @@ class Conn:
         self.host, self.port = host, port
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.location = ""  # the last answer's Location header
 
     async def request(self, head: bytes, body: bytes) -> tuple[int, bytes]:
         for attempt in (1, 2):
@@ -51,6 +52,7 @@ class Conn:
         status_line = await self.reader.readuntil(b"\r\n")
         status = int(status_line.split(b" ", 2)[1])
         length, close = 0, False
+        self.location = ""
         while True:
             line = await self.reader.readuntil(b"\r\n")
             if line == b"\r\n":
@@ -59,6 +61,8 @@ class Conn:
             name = name.strip().lower()
             if name == b"content-length":
                 length = int(value)
+            elif name == b"location":
+                self.location = value.strip().decode("latin-1")
             elif name == b"connection" and value.strip().lower() == b"close":
                 close = True
         body = await self.reader.readexactly(length) if length else b""
@@ -74,6 +78,28 @@ def _head(spec: dict[str, Any], path: str, content_type: str, length: int) -> by
         f"POST {path} HTTP/1.1\r\nHost: {u.netloc}\r\nAuthorization: Bearer {spec['key']}\r\n"
         f"Content-Type: {content_type}\r\nContent-Length: {length}\r\n\r\n"
     ).encode()
+
+
+async def _finish_batch(spec: dict[str, Any], conn: Conn, status: int, body: bytes) -> bytes:
+    """A batch answered before it was done (202, processed < total): wait on its status
+    resource (the Location header, else /batch/<id>) until every item is processed."""
+    deadline = time.time() + spec.get("wait", 60) * 2
+    while status in (200, 202) and time.time() < deadline:
+        try:
+            state = json.loads(body)
+        except ValueError:
+            return body
+        if not isinstance(state, dict) or state.get("processed", 0) >= state.get("total", 0):
+            return body
+        path = conn.location or f"/api/v1/declarations/batch/{state.get('id')}"
+        path += ("&" if "?" in path else "?") + f"wait={spec.get('wait', 60)}"
+        u = urlparse(spec["base"])
+        head = (
+            f"GET {path} HTTP/1.1\r\nHost: {u.netloc}\r\n"
+            f"Authorization: Bearer {spec['key']}\r\n\r\n"
+        ).encode()
+        status, body = await conn.request(head, b"")
+    return body
 
 
 def _accepted(status: int, body: bytes, mode: str) -> int:
@@ -109,6 +135,8 @@ async def _worker(
         sent = due if mode == "open" else time.time()
         try:
             status, answer = await conn.request(head, body)
+            if mode == "batch":
+                answer = await _finish_batch(spec, conn, status, answer)
         except (OSError, asyncio.IncompleteReadError) as exc:
             status, answer = 599, str(exc).encode()
         done = time.time()
