@@ -34,6 +34,15 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def _rss_by_role(stack: Stack, wall: tuple[float, float]) -> dict[str, list[float]]:
+    """RSS of each part at the start and at the end of the load: which part grows."""
+    inside = [by for at, by in stack.rss if wall[0] <= at <= wall[1]]
+    if not inside:
+        return {}
+    first, last = inside[0], inside[-1]
+    return {k: [round(first.get(k, 0), 1), round(last.get(k, 0), 1)] for k in sorted(last)}
+
+
 def figures(
     args: argparse.Namespace,
     floor: dict[str, Any],
@@ -80,6 +89,7 @@ def figures(
         "rss_start_mb": round(rss[0], 1) if rss else None,
         "rss_end_mb": round(rss[-1], 1) if rss else None,
         "rss_growth_pct": round((rss[-1] / rss[0] - 1) * 100, 1) if rss else None,
+        "rss_by_role_start_end_mb": _rss_by_role(stack, run["wall"]),
         "contention_note": f"2-core machine shared with other work: other processes used "
         f"{cont['other_processes_cores']} cores on average during the run; the generator "
         f"{round(cont['generator_cpu_seconds'] / cont['wall_seconds'], 2)} cores",
