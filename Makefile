@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-fast prove lint fmt clean system-deps
+.PHONY: help run test test-fast prove lint fmt clean system-deps bench
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -56,3 +56,11 @@ fmt: $(VENV)/.dev-installed ## Format with ruff
 
 clean: ## Remove the virtualenv and local data (var/)
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
+
+$(VENV)/.bench-installed: $(VENV)/.dev-installed bench/requirements.txt
+	$(PY) -m pip install --quiet -r bench/requirements.txt
+	touch $@
+
+# BENCH_ARGS, e.g. make bench BENCH_ARGS="--seconds 600" (memory) or "--postgres --workers 3".
+bench: $(VENV)/.bench-installed system-deps ## Benchmark: floor, then the gateway over HTTP (bench/results/)
+	$(PY) -m bench $(BENCH_ARGS)

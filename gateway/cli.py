@@ -103,13 +103,21 @@ def create_org_cmd(name: str, codes: str, dxp_id: str, role: str, key_name: str 
 def worker(queue_name: str | None) -> None:
     """Run one rq worker on the delivery queue (or the one named)."""
     import redis
-    from rq import Worker
+    from rq import SimpleWorker, Worker
     from rq.serializers import JSONSerializer
 
-    from gateway.bootstrap import redis_connection, runtime
+    from gateway.bootstrap import redis_connection
+    from gateway.jobs.delivery import warm_worker
 
     settings = load_settings()
-    runtime(settings)  # warm: every forked work horse inherits keys, schemas and clients
+    # Warm: every forked work horse inherits keys, schemas, clients, the job's modules and
+    # the compiled delivery statements.
+    warm_worker(settings)
+    if settings.worker_class not in ("fork", "simple"):
+        raise click.UsageError(
+            f"worker_class must be fork or simple, not {settings.worker_class!r}"
+        )
+    worker_class = SimpleWorker if settings.worker_class == "simple" else Worker
     stopping: list[int] = []
 
     def note_stop(signum: int, _frame: object) -> None:
@@ -122,7 +130,7 @@ def worker(queue_name: str | None) -> None:
         signal.signal(signal.SIGTERM, note_stop)
         signal.signal(signal.SIGINT, note_stop)
         try:
-            w = Worker(
+            w = worker_class(
                 [queue_name or settings.queue_name],
                 connection=redis_connection(settings),
                 serializer=JSONSerializer,

@@ -97,6 +97,11 @@ class Settings:
     batch_workers: int
     rate_limit: str
     rate_limit_receipts: str
+    # rq worker class: "fork" (a work horse per job: isolation, the reliability default) or
+    # "simple" (jobs run in the worker process: no fork and no re-import per job).
+    worker_class: str = "fork"
+    # Dispatches per delivery job (the doorbell of one commit, and the relay's batches).
+    delivery_batch: int = 20
 
     @property
     def data_path(self) -> Path:

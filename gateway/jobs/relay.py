@@ -15,7 +15,13 @@ import httpx
 from rq import Queue
 from rq.job import Job
 
-from gateway.bootstrap import delivery_queue, enqueue_deliveries, runtime
+from gateway.bootstrap import (
+    delivery_job_id,
+    delivery_queue,
+    enqueue_deliveries,
+    rides_in_key,
+    runtime,
+)
 from gateway.jobs.batch import requeue_batches
 from gateway.jobs.webhooks import webhook_pass
 from gateway.persistence import repository as repo
@@ -30,21 +36,27 @@ BATCH = 500
 
 def _still_queued(queue: Queue, dispatch_ids: list[str]) -> set[str]:
     """Dispatches whose job is waiting in the queue right now (not lost, not started): the
-    worker will get to them; enqueueing again would only multiply the backlog."""
+    worker will get to them; enqueueing again would only multiply the backlog. A dispatch
+    waits in the job named after it, or in the batch job its note names."""
     pipe = queue.connection.pipeline()
     for d in dispatch_ids:
-        pipe.hget(Job.key_for(f"deliver-{d}"), "status")
+        pipe.get(rides_in_key(d))
+    rides = pipe.execute()
+    for d, ride in zip(dispatch_ids, rides, strict=True):
+        pipe.hget(Job.key_for(delivery_job_id(d)), "status")
+        pipe.hget(Job.key_for(ride.decode() if isinstance(ride, bytes) else ride or ""), "status")
     statuses = pipe.execute()
     return {
         d
-        for d, status in zip(dispatch_ids, statuses, strict=True)
-        if status in (b"queued", "queued")
+        for i, d in enumerate(dispatch_ids)
+        if {statuses[2 * i], statuses[2 * i + 1]} & {b"queued", "queued"}
     }
 
 
-def relay_once(settings: Settings) -> int:
+def relay_once(settings: Settings, queue: Queue | None = None) -> int:
     """One pass: enqueue every due dispatch that is not already waiting in the queue, and
-    every dispatch whose delivery lease expired; returns how many were enqueued."""
+    every dispatch whose delivery lease expired; returns how many were enqueued. The relay
+    loop passes its one ``queue`` (a new Redis connection per pass costs more than the pass)."""
     engine = get_engine(settings.db_url)
     at = repo.now()
     hold_due(engine, at)  # planned outages: what would go to a closed authority waits
@@ -52,11 +64,11 @@ def relay_once(settings: Settings) -> int:
         due = repo.due_dispatch_ids(conn, at, BATCH)
     if not due:
         return 0
-    queue = delivery_queue(settings)
+    queue = queue or delivery_queue(settings)
     waiting = _still_queued(queue, due)
     todo = [d for d in due if d not in waiting]
     if todo:
-        enqueue_deliveries(queue, todo, settings.job_timeout)
+        enqueue_deliveries(queue, todo, settings.job_timeout, settings.delivery_batch)
     with engine.begin() as conn:
         repo.postpone_dispatches(conn, due, at + timedelta(seconds=settings.lease_seconds))
     return len(todo)
@@ -75,9 +87,10 @@ def run_relay(settings: Settings) -> None:
     )
     endpoints = {a: settings.endpoint(a) for a in POLLED_AUTHORITIES}
     next_poll = time.monotonic() + settings.poll_interval
+    queue = delivery_queue(settings)  # redis-py reconnects by itself after a Redis restart
     while True:
         try:
-            n = relay_once(settings)
+            n = relay_once(settings, queue)
             if n:
                 log.info("relay enqueued %d dispatch(es)", n)
             webhook_pass(settings)  # the webhook outbox, fed from the events log

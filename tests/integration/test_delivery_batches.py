@@ -1,0 +1,74 @@
+"""Delivery jobs carry several dispatches: fewer jobs, each dispatch still claimed alone."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+from rq import Queue
+from rq.serializers import JSONSerializer
+from sqlalchemy import select
+
+from gateway.bootstrap import enqueue_deliveries, redis_connection
+from gateway.examples import fresh_ceb621
+from gateway.jobs.delivery import deliver_all, warm_worker
+from gateway.jobs.relay import relay_once
+from gateway.persistence import repository as repo
+from gateway.persistence import tables as t
+from gateway.services.declare import declare
+from gateway.services.runtime import Runtime
+from gateway.settings import Settings
+
+
+def _dispatch_ids(rt: Runtime) -> list[str]:
+    with rt.engine.connect() as conn:
+        rows = conn.execute(select(t.dispatches.c.id).order_by(t.dispatches.c.created_at))
+        return [r[0] for r in rows]
+
+
+def test_the_relay_enqueues_what_is_due_in_jobs_of_the_batch_size(
+    settings: Settings, runtime: Runtime, org_id: str
+):
+    for _ in range(5):
+        declare(runtime, org_id, fresh_ceb621(), "application/xml")
+    due = set(_dispatch_ids(runtime))
+    assert relay_once(replace(settings, delivery_batch=2)) == 5
+    queue = Queue(
+        settings.queue_name, connection=redis_connection(settings), serializer=JSONSerializer
+    )
+    jobs = [queue.fetch_job(j) for j in queue.job_ids]
+    assert sorted(len(j.args) for j in jobs if j is not None) == [1, 2, 2]
+    assert {d for j in jobs if j is not None for d in j.args} == due
+    assert all(j is not None and j.id == f"deliver-{j.args[0]}" for j in jobs)
+
+
+def test_one_job_delivers_each_dispatch_and_skips_one_another_attempt_holds(
+    runtime: Runtime, org_id: str
+):
+    declare(runtime, org_id, fresh_ceb621(), "application/xml")
+    declare(runtime, org_id, fresh_ceb621(), "application/xml")
+    first, second = _dispatch_ids(runtime)
+    with runtime.engine.begin() as conn:
+        assert repo.claim_dispatch(conn, second, repo.now(), timedelta(seconds=30)) == 1
+    outcomes = deliver_all(runtime, [first, second])  # nothing listens at the customs URL
+    assert [o.result for o in outcomes] == ["retry", "skipped"]
+
+
+def test_a_warm_worker_keeps_no_database_connection_for_its_horses(settings: Settings, org_id: str):
+    rt = warm_worker(settings)
+    assert rt.engine.pool.checkedout() == 0 and rt.engine.pool.checkedin() == 0
+
+
+def test_a_dispatch_waiting_in_another_dispatchs_job_is_not_enqueued_again(
+    settings: Settings, runtime: Runtime, org_id: str
+):
+    for _ in range(3):
+        declare(runtime, org_id, fresh_ceb621(), "application/xml")
+    ids = _dispatch_ids(runtime)
+    queue = Queue(
+        settings.queue_name, connection=redis_connection(settings), serializer=JSONSerializer
+    )
+    enqueue_deliveries(queue, ids, settings.job_timeout, batch=3)  # one job: the doorbell
+    assert queue.count == 1
+    assert relay_once(settings) == 0  # all three are due, and all three are waiting
+    assert queue.count == 1
