@@ -10,6 +10,8 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from gateway.api import openapi_schemas as shapes
+
 bp = Blueprint("openapi", __name__)
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
@@ -126,11 +128,12 @@ def _op(
     errors: tuple[str, ...] = ("400",),
     ok_type: str = "application/json",
     rate_limited: bool = True,
+    ok_schema: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     op: dict[str, Any] = {
         "summary": summary,
         "responses": {
-            ok: {"description": "OK", "content": {ok_type: {"schema": {}}}},
+            ok: {"description": "OK", "content": {ok_type: {"schema": ok_schema or {}}}},
             **{code: PROBLEM for code in errors},
         },
     }
@@ -162,6 +165,7 @@ def document() -> dict[str, Any]:
                 "post": _op(
                     "Declare a CEB message once (1..100 documents)",
                     "202",
+                    ok_schema=shapes.ACCEPTED,
                     body=XML_OR_JSON,
                     errors=declaration_errors,
                     params=[
@@ -177,6 +181,7 @@ def document() -> dict[str, Any]:
                     "List your declarations, newest first, filtered",
                     "200",
                     params=LIST_FILTERS,
+                    ok_schema=shapes.PAGE,
                     errors=("422",),
                 ),
             },
@@ -184,6 +189,7 @@ def document() -> dict[str, Any]:
                 "get": _op(
                     "How many of your declarations have each status (same filters)",
                     "200",
+                    ok_schema=shapes.COUNTS,
                     params=[
                         p for p in LIST_FILTERS if p["name"] not in ("status", "limit", "cursor")
                     ],
@@ -194,6 +200,7 @@ def document() -> dict[str, Any]:
                 "get": _op(
                     "The whole chain of a parcel from any of its numbers",
                     "200",
+                    ok_schema=shapes.TRACE,
                     params=[
                         {
                             "name": "q",
@@ -211,6 +218,7 @@ def document() -> dict[str, Any]:
                 "get": _op(
                     "A declaration: status, authorities, tax, timeline",
                     "200",
+                    ok_schema=shapes.DECLARATION,
                     params=ID,
                     errors=("404",),
                 )
@@ -239,6 +247,7 @@ def document() -> dict[str, Any]:
                 "post": _op(
                     "Cancel an accepted inventory list (CEB623 / CEB605)",
                     "202",
+                    ok_schema=shapes.ACCEPTED,
                     params=ID,
                     errors=("400", "403", "404", "409", "422"),
                     body={
@@ -259,6 +268,7 @@ def document() -> dict[str, Any]:
                 "post": _op(
                     "Validate a message or a ZIP of messages, no side effects",
                     "200",
+                    ok_schema=shapes.VALIDATION,
                     body=XML_OR_JSON,
                     errors=("400", "403", "413", "415"),
                 )
