@@ -157,20 +157,30 @@ class Settings:
 
     def quota_secret_bytes(self) -> bytes:
         """The HMAC key for buyer ids: configured, or kept in the data dir (made once)."""
-        if self.quota_secret:
-            return self.quota_secret.encode()
-        path = self.data_path / "quota-secret"
-        if not path.exists():
-            import os
-            import secrets
+        return self.kept_secret("quota-secret", self.quota_secret)
 
+    def kept_secret(self, name: str, configured: str) -> bytes:
+        """``configured``, else a random secret kept in the data dir as ``name`` (0600). It
+        is written whole to a temporary file and then linked into place, so a process
+        starting at the same moment reads either nothing or the whole secret, never half."""
+        if configured:
+            return configured.encode()
+        import os
+        import secrets
+
+        path = self.data_path / name
+        if not path.exists():
             self.data_path.mkdir(parents=True, exist_ok=True)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:  # another process made it first: use theirs
-                return path.read_text().strip().encode()
+            tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_hex(32))
+            try:
+                os.link(tmp, path)  # fails if another process linked its secret first
+            except FileExistsError:
+                pass
+            finally:
+                os.unlink(tmp)
         return path.read_text().strip().encode()
 
     @property

@@ -10,7 +10,6 @@ Principal the API builds (organisation, codes, role), so it sees and may do exac
 from __future__ import annotations
 
 import hmac
-import os
 import secrets
 from typing import Any
 
@@ -37,18 +36,7 @@ CSRF_FIELD = "csrf_token"
 
 def web_secret(settings: Settings) -> bytes:
     """The session-signing key: configured, or kept in the data dir (made once, 0600)."""
-    if settings.web_secret:
-        return settings.web_secret.encode()
-    path = settings.data_path / "web-secret"
-    if not path.exists():
-        settings.data_path.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process made it first: use theirs
-            return path.read_text().strip().encode()
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32))
-    return path.read_text().strip().encode()
+    return settings.kept_secret("web-secret", settings.web_secret)
 
 
 def configure(app: Flask, settings: Settings) -> None:
