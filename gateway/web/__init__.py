@@ -67,11 +67,25 @@ def china_time(value: Any, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
 
 @bp.app_context_processor
 def helpers() -> dict[str, Any]:
+    principal = g.get("principal")
     return {
         "csrf_token": login.csrf_token,
-        "principal": g.get("principal"),
+        "principal": principal,
         "signed_in_as": login.signed_in_as(),
+        "outage_notices": _outage_notices() if principal is not None else [],
     }
+
+
+def _outage_notices() -> list[Any]:
+    """Planned outages ahead or under way, so brokers see them before they submit (the
+    board is cached per process: no query per page)."""
+    from gateway.api.notices import _board
+
+    at = repo.now()
+    return [
+        {"notice": n, "active": n.covers(at)}
+        for n in sorted(_board().current(), key=lambda n: n.starts_at)
+    ]
 
 
 def init_app(app: Flask, settings: Settings) -> None:

@@ -135,3 +135,21 @@ def test_upload_validates_without_declaring(app, key):
     html = resp.get_data(as_text=True)
     assert "Invalid" in html and "currency" in html
     assert "No declarations match" in browser.get("/dashboard/").get_data(as_text=True)
+
+
+def test_every_page_announces_a_planned_outage_ahead_of_time(app, key, settings: Settings):
+    from datetime import timedelta
+
+    from gateway.persistence import repository as repo
+    from gateway.persistence.database import get_engine
+    from gateway.services.outages import announce
+
+    browser = _signed_in(app, key)
+    assert "outage-banner" not in browser.get("/dashboard/").get_data(as_text=True)
+    start = repo.now() + timedelta(hours=3)
+    announce(get_engine(settings.db_url), "customs", start, start + timedelta(hours=1), "升级", "t")
+    app.extensions.pop("gateway.notices", None)  # the notice board's cache, per process
+    for path in ("/dashboard/", "/dashboard/upload", "/dashboard/action"):
+        html = browser.get(path).get_data(as_text=True)
+        assert "outage-banner" in html and "计划停机 Planned outage" in html, path
+        assert "customs" in html and "升级" in html
