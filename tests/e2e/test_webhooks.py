@@ -52,8 +52,10 @@ def test_a_submitted_list_is_followed_by_signed_webhooks_up_to_release_and_in_th
                 verify(secret, q.headers["Webhook-Signature"], q.body, now=int(time.time()))
 
             deliveries = client.get(f"/api/v1/webhooks/{hook_id}/deliveries?limit=200").json()
-            first = min(deliveries["items"], key=lambda d: d["created_at"])
-            assert [a["http_status"] for a in first["attempts"]] == [500, 200]
+            # The receiver refused the first request it got (whichever delivery went first:
+            # one fan-out creates several at the same instant): that one was retried.
+            tries = sorted([a["http_status"] for a in d["attempts"]] for d in deliveries["items"])
+            assert tries.count([500, 200]) == 1 and tries.count([200]) == len(tries) - 1, tries
             assert all(d["state"] == "delivered" for d in deliveries["items"])
 
             feed, after = [], ""
