@@ -97,16 +97,17 @@ def _waiting(queue: Queue, chunks: list[tuple[str, int]]) -> set[tuple[str, int]
     }
 
 
-def requeue_batches(settings: Settings) -> int:
+def requeue_batches(settings: Settings, connection: Redis | None = None) -> int:
     """The relay's sweep: enqueue unfinished chunks that no worker holds and whose job is
-    not waiting in the queue; returns how many were enqueued."""
+    not waiting in the queue; returns how many were enqueued. The relay passes its Redis
+    ``connection`` (a new one per pass costs more than the pass)."""
     engine = get_engine(settings.db_url)
     at = repo.now()
     with engine.connect() as conn:
         due = store.due_chunks(conn, at, 100)
     if not due:
         return 0
-    queue = batch_queue(settings)
+    queue = batch_queue(settings, connection)
     waiting = _waiting(queue, due)
     todo = [c for c in due if c not in waiting]
     enqueue_chunks(queue, todo, settings.batch_job_timeout)

@@ -93,8 +93,8 @@ def run_relay(settings: Settings) -> None:
             n = relay_once(settings, queue)
             if n:
                 log.info("relay enqueued %d dispatch(es)", n)
-            webhook_pass(settings)  # the webhook outbox, fed from the events log
-            if requeue_batches(settings):
+            webhook_pass(settings, queue)  # the webhook outbox, fed from the events log
+            if requeue_batches(settings, queue.connection):
                 log.info("relay re-enqueued unfinished batch(es)")
             if time.monotonic() >= next_poll:
                 next_poll = time.monotonic() + settings.poll_interval

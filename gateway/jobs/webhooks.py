@@ -71,9 +71,10 @@ def _still_queued(queue: Queue, delivery_ids: list[str]) -> set[str]:
     return {d for d, s in zip(delivery_ids, statuses, strict=True) if s in (b"queued", "queued")}
 
 
-def webhook_pass(settings: Settings) -> int:
+def webhook_pass(settings: Settings, queue: Queue | None = None) -> int:
     """Fan out new events and enqueue every due delivery; returns how many were enqueued.
-    Never raises: a webhook problem must not stop the relay of the authorities' dispatches."""
+    Never raises: a webhook problem must not stop the relay of the authorities' dispatches.
+    The relay passes its own ``queue``, so a pass opens no Redis connection of its own."""
     try:
         engine = get_engine(settings.db_url)
         fan_out(engine, webhook_config(settings))
@@ -82,7 +83,7 @@ def webhook_pass(settings: Settings) -> int:
             due = store.due_delivery_ids(conn, at, BATCH)
         if not due:
             return 0
-        queue = delivery_queue(settings)
+        queue = queue or delivery_queue(settings)
         waiting = _still_queued(queue, due)
         todo = [d for d in due if d not in waiting]
         enqueue_sends(queue, todo, settings.job_timeout)
