@@ -129,3 +129,19 @@ def wait_for_status(
             return body
         time.sleep(0.1)
     raise AssertionError(f"{declaration_id} never reached {wanted}; last: {body}")
+
+
+def cli(stack: Stack, *args: str) -> str:
+    """Run ``python -m gateway ARGS`` against the stack's data dir (as its operator would)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env["GATEWAY_DATA_DIR"] = str(stack.data_dir)
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout

@@ -3,31 +3,13 @@ signed with the new key and customs accepts them; what was signed before still v
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 
 from lxml import etree
 
 from gateway.examples import fresh_ceb621
 from signing import TrustStore, verify_enveloped
-from tests.e2e.stack import PROJECT_ROOT, Stack, wait_for_status
-
-
-def cli(stack: Stack, *args: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env["GATEWAY_DATA_DIR"] = str(stack.data_dir)
-    out = subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return out.stdout
+from tests.e2e.stack import Stack, cli, wait_for_status
 
 
 def _signed_serial(client, declaration_id: str) -> tuple[str, etree._Element]:

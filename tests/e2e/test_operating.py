@@ -5,30 +5,12 @@ its deliveries; /metrics and /readyz answer from gunicorn."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from datetime import datetime
 
 import httpx
 
 from gateway.examples import fresh_ceb621
-from tests.e2e.stack import PROJECT_ROOT, Stack, wait_for_status
-
-
-def cli(stack: Stack, *args: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env["GATEWAY_DATA_DIR"] = str(stack.data_dir)
-    done = subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        cwd=PROJECT_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return done.stdout
+from tests.e2e.stack import Stack, cli, wait_for_status
 
 
 def test_a_planned_outage_holds_submissions_and_releases_them_with_no_failed_attempt(
