@@ -1,6 +1,10 @@
 """One authority's outgoing messages: signed with its own key, pushed to the gateway when due
 (retrying with backoff), and kept in a log the gateway can poll when pushes go missing.
 
+Messages are signed when they are first sent, not when scheduled: what is due together for
+one receiver is packed into one message first (sandbox/packing.py), so a busy authority
+sends a hundred receipts in one signed message. A few threads push at once.
+
 Receipt-side faults apply here: a dropped receipt is logged but never pushed, a duplicated
 one is pushed twice, and out-of-order reverses the times of a document's receipts.
 """
@@ -22,6 +26,7 @@ from lxml import etree
 
 from adapters.dxp import Envelope, build_envelope
 from sandbox.faults import Faults
+from sandbox.packing import MAX_ENTRIES, entries, pack, pack_key
 from signing.keys import KeyProvider
 from signing.policy import SignaturePolicy
 from signing.xmldsig import sign_enveloped
@@ -29,15 +34,25 @@ from signing.xmldsig import sign_enveloped
 log = logging.getLogger(__name__)
 MAX_POLL = 500
 MAX_TRIES = 12  # then the message is left to the poll endpoint
+SENDERS = 4  # threads pushing at once (each takes what is due, packed)
 
 
 @dataclass
 class _Item:
-    body: bytes
     receiver: str
-    log_it: bool  # the first copy is logged when due; a duplicate copy is not
+    msg_type: str
     push: bool  # False: dropped (logged only)
+    twice: bool = False  # pushed a second time (the duplicate fault)
+    message: etree._Element | None = None  # unsigned, until first sent
+    body: bytes | None = None  # the signed envelope, once built (retries send it again)
     tries: int = 0
+
+    def group(self) -> tuple[Any, ...] | None:
+        """Fresh items with the same group are packed into one message."""
+        if self.message is None:
+            return None
+        key = pack_key(self.message)
+        return None if key is None else (self.receiver, self.msg_type, self.push, self.twice, key)
 
 
 @dataclass(order=True)
@@ -49,7 +64,8 @@ class _Due:
 
 @dataclass
 class OutboxStats:
-    """Counters for /records."""
+    """Counters for /records: ``produced`` counts messages as scheduled (entries),
+    ``delivered`` and the rest count pushes (packed messages)."""
 
     produced: int = 0
     delivered: int = 0
@@ -58,6 +74,7 @@ class OutboxStats:
     duplicated: int = 0
     failed_attempts: int = 0
     given_up: int = 0
+    packed: int = 0  # messages signed and sent, however many entries each carried
 
 
 class Outbox:
@@ -74,6 +91,7 @@ class Outbox:
         *,
         timeout: float = 5.0,
         retry_base: float = 0.5,
+        senders: int = SENDERS,
     ) -> None:
         self.authority, self.url, self.sender_id = authority, url, sender_id
         self.key, self.policy, self.faults = key, policy, faults
@@ -85,9 +103,16 @@ class Outbox:
         self._stopped = False
         self._log_seq = 0
         self._log: dict[str, tuple[list[int], list[bytes]]] = {}  # receiver -> seqs, bodies
-        self._client = httpx.Client(timeout=httpx.Timeout(timeout, connect=2.0))
-        self._thread = threading.Thread(target=self._run, name=f"outbox-{authority}", daemon=True)
-        self._thread.start()
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=2.0),
+            limits=httpx.Limits(max_connections=senders, max_keepalive_connections=senders),
+        )
+        self._threads = [
+            threading.Thread(target=self._run, name=f"outbox-{authority}-{i}", daemon=True)
+            for i in range(senders)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     # ------------------------------------------------------------------ scheduling
 
@@ -121,22 +146,23 @@ class Outbox:
         """Send a document's messages at their delays (reversed when out-of-order is on)."""
         config = self.faults.get(self.authority)
         delays = [d + config.receipt_delay for _, d in messages]
+        order = list(range(len(messages)))
         if config.out_of_order and len(messages) > 1:
             delays = sorted(delays, reverse=True)
+            order.reverse()  # equal delays too: the last message first
         now = time.monotonic()
         due: list[_Due] = []
-        for (message, _), delay in zip(messages, delays, strict=True):
+        for i in order:
+            message = messages[i][0]
             kind = msg_type or etree.QName(message).localname[:6]
-            body = self.envelope(message, receiver, kind)
             push = not self.faults.chance(config.drop_receipts)
-            due.append(_Due(now + delay, next(self._order), _Item(body, receiver, True, push)))
-            if push and self.faults.chance(config.duplicate_receipts):
-                copy = _Item(body, receiver, False, True)
-                due.append(_Due(now + delay, next(self._order), copy))
+            twice = push and self.faults.chance(config.duplicate_receipts)
+            item = _Item(receiver, kind, push, twice, message)
+            due.append(_Due(now + delays[i], next(self._order), item))
         with self._cv:
             self.stats.produced += len(messages)
             self.stats.dropped += sum(1 for d in due if not d.item.push)
-            self.stats.duplicated += sum(1 for d in due if not d.item.log_it)
+            self.stats.duplicated += sum(1 for d in due if d.item.twice)
             for d in due:
                 heapq.heappush(self._heap, d)
             self._cv.notify()
@@ -152,12 +178,12 @@ class Outbox:
                 zip(seqs[start : start + limit], bodies[start : start + limit], strict=True)
             )
 
-    def _append_log(self, item: _Item) -> None:
+    def _append_log(self, receiver: str, body: bytes) -> None:
         with self._cv:
             self._log_seq += 1
-            seqs, bodies = self._log.setdefault(item.receiver, ([], []))
+            seqs, bodies = self._log.setdefault(receiver, ([], []))
             seqs.append(self._log_seq)
-            bodies.append(item.body)
+            bodies.append(body)
 
     # ------------------------------------------------------------------ delivery
 
@@ -172,37 +198,82 @@ class Outbox:
     def stop(self) -> None:
         with self._cv:
             self._stopped = True
-            self._cv.notify()
-        self._thread.join(10)
+            self._cv.notify_all()
+        for thread in self._threads:
+            thread.join(10)
         self._client.close()
+
+    def _take(self) -> list[_Item] | None:
+        """Wait for what is due and take it: a retry alone, or fresh items that pack into
+        one message (up to MAX_ENTRIES entries); None once stopped."""
+        with self._cv:
+            while not self._stopped and (not self._heap or self._heap[0].at > time.monotonic()):
+                self._cv.wait((self._heap[0].at - time.monotonic()) if self._heap else None)
+            if self._stopped:
+                return None
+            first = heapq.heappop(self._heap).item
+            group = first.group()
+            if group is None:
+                return [first]
+            taken, count, keep = [first], entries(first.message), []  # type: ignore[arg-type]
+            now = time.monotonic()
+            while self._heap and self._heap[0].at <= now and count < MAX_ENTRIES:
+                due = heapq.heappop(self._heap)
+                n = entries(due.item.message) if due.item.message is not None else 0
+                if due.item.group() == group and count + n <= MAX_ENTRIES:
+                    taken.append(due.item)
+                    count += n
+                else:
+                    keep.append(due)
+            for due in keep:  # not ours to pack: back in place, for another sender
+                heapq.heappush(self._heap, due)
+            if keep:
+                self._cv.notify()
+            return taken
+
+    def _build(self, items: list[_Item]) -> _Item:
+        """One item for ``items``: packed, signed and logged (the log is what polls see)."""
+        first = items[0]
+        if first.body is not None:
+            return first
+        assert first.message is not None
+        message = pack([i.message for i in items if i.message is not None])
+        first.body = self.envelope(message, first.receiver, first.msg_type)
+        first.message = None
+        self._append_log(first.receiver, first.body)
+        with self._cv:
+            self.stats.packed += 1
+        return first
 
     def _run(self) -> None:
         while True:
-            with self._cv:
-                while not self._stopped and (not self._heap or self._heap[0].at > time.monotonic()):
-                    self._cv.wait((self._heap[0].at - time.monotonic()) if self._heap else None)
-                if self._stopped:
-                    return
-                due = heapq.heappop(self._heap)
-            item = due.item
-            if item.log_it:
-                item.log_it = False
-                self._append_log(item)
+            taken = self._take()
+            if taken is None:
+                return
+            try:
+                item = self._build(taken)
+            except Exception:  # a message that cannot be signed is a sandbox bug: say so
+                log.exception("%s could not sign a message; it is not sent", self.authority)
+                continue
             if not item.push:
                 continue
-            if self._post(item.body):
-                continue
-            item.tries += 1
-            with self._cv:
-                self.stats.failed_attempts += 1
-                if item.tries >= MAX_TRIES:
-                    self.stats.given_up += 1
-                    log.error("%s gave up pushing a message; it stays pollable", self.authority)
-                    continue
-                backoff = min(30.0, self.retry_base * 2 ** min(item.tries - 1, 6))
-                heapq.heappush(
-                    self._heap, _Due(time.monotonic() + backoff, next(self._order), item)
-                )
+            if not self._post(item.body or b""):
+                self._retry_later(item)
+            elif item.twice:
+                item.twice = False
+                self._post(item.body or b"")
+
+    def _retry_later(self, item: _Item) -> None:
+        item.tries += 1
+        with self._cv:
+            self.stats.failed_attempts += 1
+            if item.tries >= MAX_TRIES:
+                self.stats.given_up += 1
+                log.error("%s gave up pushing a message; it stays pollable", self.authority)
+                return
+            backoff = min(30.0, self.retry_base * 2 ** min(item.tries - 1, 6))
+            heapq.heappush(self._heap, _Due(time.monotonic() + backoff, next(self._order), item))
+            self._cv.notify()
 
     def _post(self, body: bytes) -> bool:
         """True when done with (delivered or refused for good), False to retry."""

@@ -6,12 +6,15 @@ accept path writes message, declarations, events and dispatches in one commit.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, String, and_, cast, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql as postgresql_dml
+from sqlalchemy.dialects import sqlite as sqlite_dml
 from sqlalchemy.engine import RowMapping
 
 from gateway.domain.access import Viewer
@@ -485,11 +488,33 @@ def receipt_seen(conn: Connection, fingerprint: str) -> bool:
 
 
 def insert_receipt(conn: Connection, **values: Any) -> None:
-    """Store a receipt; its XML is sealed at rest (bound to its fingerprint)."""
-    values["raw_xml"] = ring_for(conn).seal(
-        values["raw_xml"], f"receipts.raw_xml:{values['fingerprint']}"
-    )
+    """Store a receipt entry; the message it came in is kept once (keep_inbound)."""
     conn.execute(insert(t.receipts).values(received_at=now(), **values))
+
+
+def keep_inbound(conn: Connection, authority: str, message_type: str, raw: bytes) -> str:
+    """Keep a signed inbound message once (sealed, bound to its digest); returns the digest
+    its receipts and port events name. The same message again is a no-op, even racing."""
+    digest = hashlib.sha256(raw).hexdigest()
+    values = dict(
+        digest=digest,
+        authority=authority,
+        message_type=message_type[:20],
+        raw_xml=ring_for(conn).seal(raw, f"inbound_messages.raw_xml:{digest}"),
+        received_at=now(),
+    )
+    dialect = conn.dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        module = sqlite_dml if dialect == "sqlite" else postgresql_dml
+        conn.execute(module.insert(t.inbound_messages).values(**values).on_conflict_do_nothing())
+    elif (
+        conn.execute(
+            select(t.inbound_messages.c.digest).where(t.inbound_messages.c.digest == digest)
+        ).first()
+        is None
+    ):
+        conn.execute(insert(t.inbound_messages).values(**values))
+    return digest
 
 
 # --- port ------------------------------------------------------------------------------

@@ -236,8 +236,21 @@ port_events = Table(
     Column("port_code", String(8)),
     Column("at", DateTime(timezone=True), nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
-    Column("raw_xml", LargeBinary, nullable=False),
+    Column("raw_xml", LargeBinary),  # rows before 0013; newer ones name their message
+    Column("message_digest", String(64)),  # -> inbound_messages
     Index("ix_port_events_logistics_no", "logistics_no", "kind"),
+)
+
+# The signed messages authorities and the port sent, each kept once however many entries it
+# carried (up to 100): the evidence behind receipts and port events (sealed at rest).
+inbound_messages = Table(
+    "inbound_messages",
+    metadata,
+    Column("digest", String(64), primary_key=True),  # SHA-256 of the message bytes
+    Column("authority", String(20), nullable=False),
+    Column("message_type", String(20), nullable=False),
+    Column("raw_xml", LargeBinary, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
 )
 
 quota_ledger = Table(
@@ -274,8 +287,9 @@ receipts = Table(
     Column("return_status", String(10), nullable=False),
     Column("return_time", String(20)),
     Column("applied", Integer, nullable=False),
-    Column("raw_xml", LargeBinary, nullable=False),
+    Column("raw_xml", LargeBinary),  # rows before 0013; newer ones name their message
     Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("message_digest", String(64)),  # -> inbound_messages
 )
 
 # --- webhooks: an organisation's subscriptions, and the outbox built from the events log ---

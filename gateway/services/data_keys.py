@@ -37,7 +37,8 @@ class SealedColumn:
 SEALED_COLUMNS = (
     SealedColumn(t.messages, "raw_xml", "id"),
     SealedColumn(t.messages, "signed_xml", "id"),
-    SealedColumn(t.receipts, "raw_xml", "fingerprint"),
+    SealedColumn(t.receipts, "raw_xml", "fingerprint"),  # rows before migration 0013
+    SealedColumn(t.inbound_messages, "raw_xml", "digest"),
 )
 
 
@@ -45,7 +46,12 @@ def _rows(engine: Engine, sc: SealedColumn, batch: int) -> Iterator[list[Any]]:
     pk: Column[Any] = next(iter(sc.table.primary_key.columns))
     after = None
     while True:
-        stmt = select(pk, sc.table.c[sc.bound_to], sc.table.c[sc.column]).order_by(pk).limit(batch)
+        stmt = (
+            select(pk, sc.table.c[sc.bound_to], sc.table.c[sc.column])
+            .where(sc.table.c[sc.column].is_not(None))  # newer receipts name their message
+            .order_by(pk)
+            .limit(batch)
+        )
         if after is not None:
             stmt = stmt.where(pk > after)
         with engine.connect() as conn:

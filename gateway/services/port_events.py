@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-
-from sqlalchemy.exc import IntegrityError
+from functools import partial
+from typing import Any
 
 from adapters.dxp import read_envelope
 from gateway.domain.audit import Actor
@@ -18,6 +18,7 @@ from gateway.domain.errors import ReceiptRejected, Violation
 from gateway.domain.statuses import DeclarationStatus
 from gateway.persistence import repository as repo
 from gateway.services import audit
+from gateway.services.inbound import apply_message
 from gateway.services.runtime import Runtime
 from gateway.services.status import refresh_status
 from gateway.xml.parsing import parse_xml
@@ -34,6 +35,11 @@ class PortEventsOutcome:
     applied: int = 0
     duplicates: int = 0
     unmatched: list[str] = field(default_factory=list)
+
+    def absorb(self, other: PortEventsOutcome) -> None:
+        self.applied += other.applied
+        self.duplicates += other.duplicates
+        self.unmatched += other.unmatched
 
 
 def _reject(code: str, message: str, path: str = "/") -> ReceiptRejected:
@@ -60,55 +66,53 @@ def record_port_events(rt: Runtime, body: bytes) -> PortEventsOutcome:
     violations = schema_violations(verified.root, spec)
     if violations:
         raise ReceiptRejected(f"The {spec.type} message is invalid.", violations=violations)
-    outcome = PortEventsOutcome()
-    raw = envelope.data
-    for event in read_port_events(verified.root):
-        try:
-            _apply(rt, event, raw, outcome)
-        except IntegrityError:  # a concurrent twin of this event committed first
-            outcome.duplicates += 1
-    return outcome
+    steps = [partial(_apply, rt, event) for event in read_port_events(verified.root)]
+    return apply_message(rt, PortEventsOutcome, ("port", spec.type, envelope.data), steps)
 
 
-def _apply(rt: Runtime, event: PortEvent, raw: bytes, outcome: PortEventsOutcome) -> None:
+def _apply(
+    rt: Runtime,
+    event: PortEvent,
+    conn: Any,
+    digest: str,
+    outcome: PortEventsOutcome,
+    ring: list[str],
+) -> None:
     fingerprint = hashlib.sha256(
         f"{event.kind}|{event.logistics_no}|{event.at.isoformat()}".encode()
     ).hexdigest()
-    ring: list[str] = []
-    with rt.engine.begin() as conn:
-        if repo.port_event_seen(conn, fingerprint):
-            outcome.duplicates += 1
-            return
-        repo.insert_port_event(
-            conn,
-            fingerprint=fingerprint,
-            kind=event.kind,
-            logistics_no=event.logistics_no,
-            bill_no=event.bill_no,
-            invt_no=event.invt_no,
-            port_code=event.port_code,
-            at=event.at,
-            raw_xml=raw,
-        )
-        decls = repo.open_declarations_by_logistics_no(
-            conn, event.logistics_no, sorted(rt.rules.port_types)
-        )
-        if not decls:
-            outcome.unmatched.append(event.logistics_no)  # kept: a later declaration uses it
-        for decl in decls:
-            if event.kind == "arrival":
-                _arrived(conn, rt, decl, event, ring)
-            else:
-                _gate_out(conn, decl, event)
-        audit.record(
-            conn,
-            Actor("authority", "port"),
-            f"port_event.{event.kind}",
-            [d["id"] for d in decls],
-            {"logistics_no": event.logistics_no, "port_code": event.port_code},
-        )
-        outcome.applied += 1
-    rt.ring(ring)
+    if repo.port_event_seen(conn, fingerprint):
+        outcome.duplicates += 1
+        return
+    repo.insert_port_event(
+        conn,
+        fingerprint=fingerprint,
+        kind=event.kind,
+        logistics_no=event.logistics_no,
+        bill_no=event.bill_no,
+        invt_no=event.invt_no,
+        port_code=event.port_code,
+        at=event.at,
+        message_digest=digest,
+    )
+    decls = repo.open_declarations_by_logistics_no(
+        conn, event.logistics_no, sorted(rt.rules.port_types)
+    )
+    if not decls:
+        outcome.unmatched.append(event.logistics_no)  # kept: a later declaration uses it
+    for decl in decls:
+        if event.kind == "arrival":
+            _arrived(conn, rt, decl, event, ring)
+        else:
+            _gate_out(conn, decl, event)
+    audit.record(
+        conn,
+        Actor("authority", "port"),
+        f"port_event.{event.kind}",
+        [d["id"] for d in decls],
+        {"logistics_no": event.logistics_no, "port_code": event.port_code},
+    )
+    outcome.applied += 1
 
 
 def _arrived(conn, rt: Runtime, decl, event: PortEvent, ring: list[str]) -> None:  # type: ignore[no-untyped-def]

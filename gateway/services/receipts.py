@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from lxml import etree
-from sqlalchemy.exc import IntegrityError
 
 from adapters.dxp import read_envelope
 from gateway.domain.audit import Actor
@@ -23,6 +23,7 @@ from gateway.persistence import repository as repo
 from gateway.services import audit
 from gateway.services.cancel import end_referenced
 from gateway.services.export_path import record_milestone
+from gateway.services.inbound import Step, apply_message
 from gateway.services.inspections import record_inspection
 from gateway.services.runtime import Runtime
 from gateway.services.status import refresh_status
@@ -49,6 +50,12 @@ class ReceiptOutcome:
     duplicates: int = 0
     stale: int = 0
     unmatched: list[str] = field(default_factory=list)
+
+    def absorb(self, other: ReceiptOutcome) -> None:
+        self.applied += other.applied
+        self.duplicates += other.duplicates
+        self.stale += other.stale
+        self.unmatched += other.unmatched
 
 
 def _reject(code: str, message: str, path: str = "/") -> ReceiptRejected:
@@ -84,30 +91,17 @@ def record_receipts(rt: Runtime, body: bytes) -> ReceiptOutcome:
     violations = schema_violations(doc, spec)
     if violations:
         raise ReceiptRejected(f"The {spec.type} receipt is invalid.", violations=violations)
-    outcome = ReceiptOutcome(authority, spec.type)
     raw = etree.tostring(root)
+    entries = doc.iterfind(f"{_Q}{spec.document}")
+    steps: list[Step]
     if spec.type in RESULT_HANDLERS:
         handle, fields = RESULT_HANDLERS[spec.type]
-        for entry in doc.iterfind(f"{_Q}{spec.document}"):
-            _once(outcome, _apply_result, rt, authority, spec, entry, raw, outcome, handle, fields)
-        return outcome
-    for entry in doc.iterfind(f"{_Q}{spec.document}"):
-        fields = {
-            etree.QName(c).localname: (c.text or "").strip()
-            for c in entry
-            if isinstance(c.tag, str)
-        }
-        _once(outcome, _apply_entry, rt, authority, spec, fields, raw, outcome)
-    return outcome
-
-
-def _once(outcome: Any, apply: Any, *args: Any) -> None:
-    """Apply one entry; a concurrent twin that committed first (the unique fingerprint
-    refuses ours) makes this one a duplicate, not an error."""
-    try:
-        apply(*args)
-    except IntegrityError:
-        outcome.duplicates += 1
+        steps = [partial(_apply_result, authority, spec, e, handle, fields) for e in entries]
+    else:
+        steps = [partial(_apply_entry, rt, authority, spec, _leaf_fields(e)) for e in entries]
+    return apply_message(
+        rt, partial(ReceiptOutcome, authority, spec.type), (authority, spec.type, raw), steps
+    )
 
 
 def _leaf_fields(el: etree._Element) -> dict[str, str]:
@@ -119,14 +113,15 @@ def _leaf_fields(el: etree._Element) -> dict[str, str]:
 
 
 def _apply_result(
-    rt: Runtime,
     authority: str,
     spec: MessageSpec,
     entry: etree._Element,
-    raw: bytes,
-    outcome: ReceiptOutcome,
     handle: Any,
     fields: tuple[str, str, str],
+    conn: Any,
+    digest: str,
+    outcome: ReceiptOutcome,
+    ring: list[str],
 ) -> None:
     """An authority's document about a declaration that is not a status receipt (a tax bill,
     a summary result): handled once, however often it comes. ``fields`` names the head's
@@ -136,34 +131,34 @@ def _apply_result(
         return
     head = _leaf_fields(head_el)
     status_field, time_field, key_field = fields
+    del ring  # nothing here queues a delivery
     fingerprint = _fingerprint(authority, spec, head)
-    with rt.engine.begin() as conn:
-        if repo.receipt_seen(conn, fingerprint):
-            outcome.duplicates += 1
-            return
-        declaration_id = handle(conn, authority, head, entry, repo.now())
-        if declaration_id is None:
-            outcome.unmatched.append(head.get(key_field, ""))
-            return
-        repo.insert_receipt(
-            conn,
-            fingerprint=fingerprint,
-            authority=authority,
-            message_type=spec.type,
-            declaration_id=declaration_id,
-            return_status=(head.get(status_field) or spec.type)[:10],
-            return_time=head.get(time_field),
-            applied=1,
-            raw_xml=raw,
-        )
-        audit.record(
-            conn,
-            Actor("authority", authority),
-            "receipt.applied",
-            [declaration_id],
-            {"type": spec.type, "code": (head.get(status_field) or "")[:10]},
-        )
-        outcome.applied += 1
+    if repo.receipt_seen(conn, fingerprint):
+        outcome.duplicates += 1
+        return
+    declaration_id = handle(conn, authority, head, entry, repo.now())
+    if declaration_id is None:
+        outcome.unmatched.append(head.get(key_field, ""))
+        return
+    repo.insert_receipt(
+        conn,
+        fingerprint=fingerprint,
+        authority=authority,
+        message_type=spec.type,
+        declaration_id=declaration_id,
+        return_status=(head.get(status_field) or spec.type)[:10],
+        return_time=head.get(time_field),
+        applied=1,
+        message_digest=digest,
+    )
+    audit.record(
+        conn,
+        Actor("authority", authority),
+        "receipt.applied",
+        [declaration_id],
+        {"type": spec.type, "code": (head.get(status_field) or "")[:10]},
+    )
+    outcome.applied += 1
 
 
 def _tax_bill(
@@ -238,44 +233,43 @@ def _apply_entry(
     authority: str,
     spec: MessageSpec,
     fields: dict[str, str],
-    raw: bytes,
+    conn: Any,
+    digest: str,
     outcome: ReceiptOutcome,
+    ring: list[str],
 ) -> None:
+    """One return entry, inside its message's transaction; that transaction's first
+    statement was a write, so it holds the write lock and what it reads is current."""
     fingerprint = _fingerprint(authority, spec, fields)
     code = fields.get("returnStatus", "")
     at = repo.now()
-    ring: list[str] = []
-    with rt.engine.begin() as conn:
-        if repo.receipt_seen(conn, fingerprint):
-            outcome.duplicates += 1
-            return
-        targets = _targets(conn, spec, fields)
-        if not targets:
-            outcome.unmatched.append(fields.get("guid") or fields.get("oriCopMsgId", ""))
-            return
-        repo.insert_receipt(
-            conn,
-            fingerprint=fingerprint,
-            authority=authority,
-            message_type=spec.type,
-            declaration_id=targets[0]["id"],
-            return_status=code,
-            return_time=fields.get("returnTime"),
-            applied=1,
-            raw_xml=raw,
-        )
-        # Read again now that this transaction holds the write lock (see refresh_status).
-        targets = [repo.get_declaration(conn, d["id"]) or d for d in targets]
-        for decl in targets:
-            _apply_to_declaration(conn, rt, authority, spec, fields, decl, at, outcome, ring)
-        audit.record(
-            conn,
-            Actor("authority", authority),
-            "receipt.applied",
-            [d["id"] for d in targets],
-            {"type": spec.type, "code": code},
-        )
-    rt.ring(ring)
+    if repo.receipt_seen(conn, fingerprint):
+        outcome.duplicates += 1
+        return
+    targets = _targets(conn, spec, fields)
+    if not targets:
+        outcome.unmatched.append(fields.get("guid") or fields.get("oriCopMsgId", ""))
+        return
+    repo.insert_receipt(
+        conn,
+        fingerprint=fingerprint,
+        authority=authority,
+        message_type=spec.type,
+        declaration_id=targets[0]["id"],
+        return_status=code,
+        return_time=fields.get("returnTime"),
+        applied=1,
+        message_digest=digest,
+    )
+    for decl in targets:
+        _apply_to_declaration(conn, rt, authority, spec, fields, decl, at, outcome, ring)
+    audit.record(
+        conn,
+        Actor("authority", authority),
+        "receipt.applied",
+        [d["id"] for d in targets],
+        {"type": spec.type, "code": code},
+    )
 
 
 def _decide(
