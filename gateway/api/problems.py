@@ -6,9 +6,11 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from gateway.domain.errors import GatewayError, PayloadTooLarge, Violation
+from gateway.persistence.database import transient
 
 log = logging.getLogger(__name__)
 PROBLEM_BASE = "urn:single-window:problem:"
@@ -58,6 +60,23 @@ def render_http_error(exc: HTTPException) -> Response:
     return problem(status, slug, exc.name or "Error", exc.description or "")
 
 
+def render_database_error(exc: OperationalError) -> Response:
+    """A deadlock or lock timeout is the database asking for a retry: nothing was written,
+    so say 503 with Retry-After (and log it as a warning, not a crash)."""
+    if not transient(exc):
+        return render_unexpected(exc)
+    log.warning("database busy on %s %s: %s", request.method, request.path, type(exc.orig))
+    resp = problem(
+        503,
+        "database-busy",
+        "Database busy",
+        "The database could not take this change right now; nothing was written. "
+        "Please retry after the time in Retry-After.",
+    )
+    resp.headers["Retry-After"] = "1"
+    return resp
+
+
 def render_unexpected(exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.path)
     return problem(
@@ -72,4 +91,5 @@ def init_app(app: Flask) -> None:
     """Register the handlers that turn every exception into problem details."""
     app.register_error_handler(GatewayError, render_gateway_error)
     app.register_error_handler(HTTPException, render_http_error)
+    app.register_error_handler(OperationalError, render_database_error)
     app.register_error_handler(Exception, render_unexpected)

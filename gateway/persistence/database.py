@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 
 _ENGINES: dict[tuple[str, int], Engine] = {}
 
@@ -35,3 +36,9 @@ def get_engine(url: str) -> Engine:
     if engine is None:
         engine = _ENGINES[key] = make_engine(url)
     return engine
+
+
+def transient(exc: OperationalError) -> bool:
+    """A deadlock, serialization failure or lock timeout: the same work may succeed now."""
+    code = getattr(exc.orig, "sqlstate", None)
+    return code in ("40P01", "40001", "55P03") or "database is locked" in str(exc.orig)

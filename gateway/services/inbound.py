@@ -5,17 +5,29 @@ one commit and one stored copy of the message instead of a hundred. If a concurr
 the same message committed first (a unique fingerprint refuses one of ours), the whole
 transaction is rolled back and the entries are applied one per transaction, as before, so
 each twin entry is counted a duplicate and every other entry still applies.
+
+Locks are taken in one order: the entries lock their declarations, and the audit entries
+they asked for are written last (the audit chain's head is one row every writer updates).
+A deadlock or lock timeout the database reports anyway is retried a few times.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
+from gateway.domain.audit import Actor
 from gateway.persistence import repository as repo
+from gateway.persistence.database import transient
+from gateway.services import audit
 from gateway.services.runtime import Runtime
+
+ATTEMPTS = 4
 
 
 class Outcome(Protocol):
@@ -25,8 +37,24 @@ class Outcome(Protocol):
 
 
 OutcomeT = TypeVar("OutcomeT", bound=Outcome)
-# One entry's work: (connection, message digest, outcome to count into, dispatch ids to ring).
-Step = Callable[[Any, str, Any, list[str]], None]
+
+
+@dataclass
+class Pending:
+    """What an entry leaves for the end of its transaction: dispatches to ring the doorbell
+    for (after the commit) and audit entries (written last, before the commit)."""
+
+    ring: list[str] = field(default_factory=list)
+    audits: list[tuple[Actor, str, list[str], dict[str, Any]]] = field(default_factory=list)
+
+    def audit(
+        self, actor: Actor, action: str, objects: Iterable[str], details: Mapping[str, Any]
+    ) -> None:
+        self.audits.append((actor, action, list(objects), dict(details)))
+
+
+# One entry's work: (connection, message digest, outcome to count into, pending).
+Step = Callable[[Any, str, Any, Pending], None]
 
 
 def apply_message(
@@ -37,15 +65,38 @@ def apply_message(
 ) -> OutcomeT:
     """Run ``steps`` in one transaction that also keeps the message ``source`` =
     (authority, message type, signed bytes); ring the doorbell for what they queued."""
-    outcome, ring = new_outcome(), []
-    try:
-        with rt.engine.begin() as conn:
-            digest = repo.keep_inbound(conn, *source)
-            for step in steps:
-                step(conn, digest, outcome, ring)
-    except IntegrityError:
-        return _one_by_one(rt, new_outcome, source, steps)
-    rt.ring(ring)
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return _together(rt, new_outcome, source, steps)
+        except IntegrityError:
+            return _one_by_one(rt, new_outcome, source, steps)
+        except OperationalError as exc:
+            if attempt == ATTEMPTS or not transient(exc):
+                raise
+            time.sleep(random.uniform(0.01, 0.05) * attempt)  # let the other one finish
+    raise AssertionError("unreachable")
+
+
+def _run(conn: Any, source: tuple[str, str, bytes], steps: Sequence[Step], outcome: Any) -> Pending:
+    pending = Pending()
+    digest = repo.keep_inbound(conn, *source)
+    for step in steps:
+        step(conn, digest, outcome, pending)
+    for entry in pending.audits:
+        audit.record(conn, *entry)
+    return pending
+
+
+def _together(
+    rt: Runtime,
+    new_outcome: Callable[[], OutcomeT],
+    source: tuple[str, str, bytes],
+    steps: Sequence[Step],
+) -> OutcomeT:
+    outcome = new_outcome()
+    with rt.engine.begin() as conn:
+        pending = _run(conn, source, steps, outcome)
+    rt.ring(pending.ring)
     return outcome
 
 
@@ -57,13 +108,10 @@ def _one_by_one(
 ) -> OutcomeT:
     total = new_outcome()
     for step in steps:
-        part, ring = new_outcome(), []
         try:
-            with rt.engine.begin() as conn:
-                step(conn, repo.keep_inbound(conn, *source), part, ring)
+            part = _together(rt, new_outcome, source, [step])
         except IntegrityError:  # this entry's twin committed first
             total.duplicates += 1
             continue
         total.absorb(part)
-        rt.ring(ring)
     return total

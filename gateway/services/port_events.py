@@ -17,8 +17,7 @@ from gateway.domain.audit import Actor
 from gateway.domain.errors import ReceiptRejected, Violation
 from gateway.domain.statuses import DeclarationStatus
 from gateway.persistence import repository as repo
-from gateway.services import audit
-from gateway.services.inbound import apply_message
+from gateway.services.inbound import Pending, apply_message
 from gateway.services.runtime import Runtime
 from gateway.services.status import refresh_status
 from gateway.xml.parsing import parse_xml
@@ -76,7 +75,7 @@ def _apply(
     conn: Any,
     digest: str,
     outcome: PortEventsOutcome,
-    ring: list[str],
+    pending: Pending,
 ) -> None:
     fingerprint = hashlib.sha256(
         f"{event.kind}|{event.logistics_no}|{event.at.isoformat()}".encode()
@@ -102,11 +101,10 @@ def _apply(
         outcome.unmatched.append(event.logistics_no)  # kept: a later declaration uses it
     for decl in decls:
         if event.kind == "arrival":
-            _arrived(conn, rt, decl, event, ring)
+            _arrived(conn, rt, decl, event, pending.ring)
         else:
             _gate_out(conn, decl, event)
-    audit.record(
-        conn,
+    pending.audit(
         Actor("authority", "port"),
         f"port_event.{event.kind}",
         [d["id"] for d in decls],

@@ -20,10 +20,9 @@ from gateway.domain.clearance import apply_receipt
 from gateway.domain.errors import ReceiptRejected, Violation
 from gateway.domain.statuses import Authority, Phase, describe_code
 from gateway.persistence import repository as repo
-from gateway.services import audit
 from gateway.services.cancel import end_referenced
 from gateway.services.export_path import record_milestone
-from gateway.services.inbound import Step, apply_message
+from gateway.services.inbound import Pending, Step, apply_message
 from gateway.services.inspections import record_inspection
 from gateway.services.runtime import Runtime
 from gateway.services.status import refresh_status
@@ -121,7 +120,7 @@ def _apply_result(
     conn: Any,
     digest: str,
     outcome: ReceiptOutcome,
-    ring: list[str],
+    pending: Pending,
 ) -> None:
     """An authority's document about a declaration that is not a status receipt (a tax bill,
     a summary result): handled once, however often it comes. ``fields`` names the head's
@@ -131,7 +130,6 @@ def _apply_result(
         return
     head = _leaf_fields(head_el)
     status_field, time_field, key_field = fields
-    del ring  # nothing here queues a delivery
     fingerprint = _fingerprint(authority, spec, head)
     if repo.receipt_seen(conn, fingerprint):
         outcome.duplicates += 1
@@ -151,8 +149,7 @@ def _apply_result(
         applied=1,
         message_digest=digest,
     )
-    audit.record(
-        conn,
+    pending.audit(
         Actor("authority", authority),
         "receipt.applied",
         [declaration_id],
@@ -236,7 +233,7 @@ def _apply_entry(
     conn: Any,
     digest: str,
     outcome: ReceiptOutcome,
-    ring: list[str],
+    pending: Pending,
 ) -> None:
     """One return entry, inside its message's transaction; that transaction's first
     statement was a write, so it holds the write lock and what it reads is current."""
@@ -262,9 +259,8 @@ def _apply_entry(
         message_digest=digest,
     )
     for decl in targets:
-        _apply_to_declaration(conn, rt, authority, spec, fields, decl, at, outcome, ring)
-    audit.record(
-        conn,
+        _apply_to_declaration(conn, rt, authority, spec, fields, decl, at, outcome, pending.ring)
+    pending.audit(
         Actor("authority", authority),
         "receipt.applied",
         [d["id"] for d in targets],
