@@ -34,7 +34,7 @@ from signing.xmldsig import sign_enveloped
 log = logging.getLogger(__name__)
 MAX_POLL = 500
 MAX_TRIES = 12  # then the message is left to the poll endpoint
-SENDERS = 4  # threads pushing at once (each takes what is due, packed)
+SENDERS = 2  # threads pushing at once (each takes what is due, packed)
 
 
 @dataclass

@@ -492,10 +492,22 @@ def insert_receipt(conn: Connection, **values: Any) -> None:
     conn.execute(insert(t.receipts).values(received_at=now(), **values))
 
 
+def inbound_digest(raw: bytes) -> str:
+    """The name of an inbound message: the SHA-256 of its signed bytes."""
+    return hashlib.sha256(raw).hexdigest()
+
+
+def inbound_known(conn: Connection, raw: bytes) -> bool:
+    """Whether this exact inbound message was kept (all its entries applied)."""
+    digest = inbound_digest(raw)
+    found = select(t.inbound_messages.c.digest).where(t.inbound_messages.c.digest == digest)
+    return conn.execute(found).first() is not None
+
+
 def keep_inbound(conn: Connection, authority: str, message_type: str, raw: bytes) -> str:
     """Keep a signed inbound message once (sealed, bound to its digest); returns the digest
     its receipts and port events name. The same message again is a no-op, even racing."""
-    digest = hashlib.sha256(raw).hexdigest()
+    digest = inbound_digest(raw)
     values = dict(
         digest=digest,
         authority=authority,

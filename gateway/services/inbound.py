@@ -1,10 +1,13 @@
 """Apply the entries of one inbound message (receipts, port events) in one transaction.
 
 An authority packs up to 100 entries into one signed message. Applying them together costs
-one commit and one stored copy of the message instead of a hundred. If a concurrent twin of
-the same message committed first (a unique fingerprint refuses one of ours), the whole
-transaction is rolled back and the entries are applied one per transaction, as before, so
-each twin entry is counted a duplicate and every other entry still applies.
+one commit and one stored copy of the message instead of a hundred. A message kept before
+(pushed, then polled again) is answered as duplicates without opening a transaction.
+
+If a concurrent twin of the same message committed first (a unique fingerprint refuses one
+of ours), the whole transaction is rolled back and the entries are applied one per
+transaction, as before, so each twin entry is counted a duplicate and every other entry
+still applies.
 
 Locks are taken in one order: the entries lock their declarations, and the audit entries
 they asked for are written last (the audit chain's head is one row every writer updates).
@@ -65,6 +68,11 @@ def apply_message(
 ) -> OutcomeT:
     """Run ``steps`` in one transaction that also keeps the message ``source`` =
     (authority, message type, signed bytes); ring the doorbell for what they queued."""
+    with rt.engine.connect() as conn:
+        if repo.inbound_known(conn, source[2]):  # applied whole before: pushed and polled
+            outcome = new_outcome()
+            outcome.duplicates = len(steps)
+            return outcome
     for attempt in range(1, ATTEMPTS + 1):
         try:
             return _together(rt, new_outcome, source, steps)
@@ -77,9 +85,12 @@ def apply_message(
     raise AssertionError("unreachable")
 
 
-def _run(conn: Any, source: tuple[str, str, bytes], steps: Sequence[Step], outcome: Any) -> Pending:
+def _run(
+    conn: Any, source: tuple[str, str, bytes], steps: Sequence[Step], outcome: Any, keep: bool
+) -> Pending:
     pending = Pending()
-    digest = repo.keep_inbound(conn, *source)
+    # The first statement writes, so this transaction holds SQLite's write lock from here.
+    digest = repo.keep_inbound(conn, *source) if keep else repo.inbound_digest(source[2])
     for step in steps:
         step(conn, digest, outcome, pending)
     for entry in pending.audits:
@@ -92,10 +103,11 @@ def _together(
     new_outcome: Callable[[], OutcomeT],
     source: tuple[str, str, bytes],
     steps: Sequence[Step],
+    keep: bool = True,
 ) -> OutcomeT:
     outcome = new_outcome()
     with rt.engine.begin() as conn:
-        pending = _run(conn, source, steps, outcome)
+        pending = _run(conn, source, steps, outcome, keep)
     rt.ring(pending.ring)
     return outcome
 
@@ -109,9 +121,13 @@ def _one_by_one(
     total = new_outcome()
     for step in steps:
         try:
-            part = _together(rt, new_outcome, source, [step])
+            part = _together(rt, new_outcome, source, [step], keep=False)
         except IntegrityError:  # this entry's twin committed first
             total.duplicates += 1
             continue
         total.absorb(part)
+    # Kept once every entry is in: a kept message is one whose entries all applied (the
+    # shortcut above), so a crash half-way leaves it to be applied again when resent.
+    with rt.engine.begin() as conn:
+        repo.keep_inbound(conn, *source)
     return total

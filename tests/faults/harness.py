@@ -290,7 +290,6 @@ class FaultStack:
         for w in self.workers_procs():
             try:
                 horses = w.children()
-                self.expected_exit = True  # the launcher stops everything when a child dies
                 w.send_signal(signal.SIGKILL)
                 for h in horses:
                     with contextlib.suppress(psutil.Error):

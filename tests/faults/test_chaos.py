@@ -93,17 +93,19 @@ class Chaos:
 
     def kill_worker_parent(self) -> None:
         self.watch()
+        before = {w.pid for w in self.stack.workers_procs()}
         pid = self.stack.kill_worker_parent()
         self.note("sigkill_worker_parent", pid=pid)
-        # The launcher treats a dead child as fatal and stops the rest: wait for that, then
-        # start it again (a service manager would).
-        assert self.stack.gateway_proc is not None
-        try:
-            self.stack.gateway_proc.wait(30)
-        except Exception:  # still up: it did not notice; leave it be
-            return
-        self.stack.start_gateway()
-        self.note("gateway_restarted_after_worker_kill")
+        # The launcher starts a dead worker again (its work is in the database): wait for
+        # the replacement, and go on; a launcher that died instead is restarted by watch().
+        end = time.monotonic() + 15
+        while time.monotonic() < end:
+            now = {w.pid for w in self.stack.workers_procs()}
+            if len(now) >= len(before) and now != before:
+                self.note("worker_restarted_by_launcher")
+                return
+            self.sleep(0.2)
+        self.unexpected_exits.append(f"worker {pid} was not replaced within 15 s")
 
     def restart_redis(self, flush: bool) -> None:
         self.stack.restart_redis(flush=flush, down_seconds=1.5)
@@ -177,34 +179,34 @@ def _check(stack: FaultStack, load: Load, final: Any, chaos: Chaos, drained: flo
     assert not a.failures, report
 
 
-BACKEND = pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
-
-
-@BACKEND
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_every_fault_while_200_documents_flow(fault_stack: Any, database_url: str) -> None:
-    """The whole fault set on a small batch: 40 messages x 5 inventory lists."""
+    """The whole fault set on a small batch on the embedded defaults: 40 messages x 5
+    inventory lists (the 1,000-document run below covers PostgreSQL in every `make test`)."""
     stack = fault_stack()
     load = Load(stack, messages=40, docs=5, threads=3, pause=0.15)
     final, chaos, drained = run_chaos(stack, load, drain=90)
     _check(stack, load, final, chaos, drained)
 
 
-@pytest.mark.skipif(
-    not os.environ.get("GATEWAY_PROVE"),
-    reason="the 1,000-document run is part of `make prove` (about 3 min)",
+PROVE_ONLY = pytest.mark.skipif(
+    not os.environ.get("GATEWAY_PROVE"), reason="part of `make prove` (the suite's time budget)"
 )
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "throughput under faults: 1,000 documents do not all drain within 100 s after the "
-        "last fault on this 2-core machine (one forking rq worker per process; issue 8)"
-    ),
+
+
+@pytest.mark.parametrize(
+    "database_url",
+    ["postgres", pytest.param("sqlite", marks=PROVE_ONLY)],
+    indirect=True,
 )
-@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_every_fault_while_1000_documents_flow(fault_stack: Any, database_url: str) -> None:
-    """The issue's scale, on the production path (PostgreSQL, three workers): 100 messages
-    x 10 inventory lists, the same faults. (Not on SQLite too: the suite's time budget.)"""
+    """The issue's scale: 100 messages x 10 inventory lists, every fault, drained within
+    100 s of the last one. On PostgreSQL with three workers in every run; on the embedded
+    defaults in `make prove`."""
     stack = fault_stack()
     load = Load(stack, messages=100, docs=10, threads=4, pause=0.3)
+    started = time.monotonic()
     final, chaos, drained = run_chaos(stack, load, drain=100)
     _check(stack, load, final, chaos, drained)
+    took = time.monotonic() - started
+    assert took < 120, f"load, faults and drain took {took:.0f} s (bound: 120 s)"
