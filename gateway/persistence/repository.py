@@ -12,7 +12,18 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, String, and_, cast, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    String,
+    and_,
+    bindparam,
+    cast,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql as postgresql_dml
 from sqlalchemy.dialects import sqlite as sqlite_dml
 from sqlalchemy.engine import RowMapping
@@ -210,13 +221,31 @@ def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
         conn.execute(insert(t.events), [_redacted(r, "info") for r in rows])
 
 
+# The hot path's statements are built once, with bind parameters: building a statement
+# costs more than running it on SQLite (see `make bench`, the receipts path).
+_GET_DECLARATION = select(t.declarations).where(t.declarations.c.id == bindparam("b_id"))
+_GET_DECLARATION_LOCKED = _GET_DECLARATION.with_for_update()
+_BY_DOC_GUID = select(t.declarations).where(
+    t.declarations.c.type == bindparam("b_type"), t.declarations.c.doc_guid == bindparam("b_guid")
+)
+_BY_DOC_GUID_LOCKED = _BY_DOC_GUID.with_for_update()
+_UPDATE_DECLARATION = update(t.declarations).where(t.declarations.c.id == bindparam("b_id"))
+_AUTHORITY_ROWS = (
+    select(t.authority_statuses)
+    .where(t.authority_statuses.c.declaration_id == bindparam("b_id"))
+    .order_by(t.authority_statuses.c.authority)
+)
+_UPDATE_AUTHORITY = update(t.authority_statuses).where(
+    t.authority_statuses.c.declaration_id == bindparam("b_id"),
+    t.authority_statuses.c.authority == bindparam("b_authority"),
+)
+
+
 def get_declaration(
     conn: Connection, declaration_id: str, *, for_update: bool = False
 ) -> RowMapping | None:
-    stmt = select(t.declarations).where(t.declarations.c.id == declaration_id)
-    if for_update:
-        stmt = stmt.with_for_update()
-    return conn.execute(stmt).mappings().first()
+    stmt = _GET_DECLARATION_LOCKED if for_update else _GET_DECLARATION
+    return conn.execute(stmt, {"b_id": declaration_id}).mappings().first()
 
 
 def find_by_invt_no(conn: Connection, message_type: str, invt_no: str) -> RowMapping | None:
@@ -235,42 +264,29 @@ def find_by_invt_no(conn: Connection, message_type: str, invt_no: str) -> RowMap
 def find_declaration_by_doc_guid(
     conn: Connection, message_type: str, guid: str, *, for_update: bool = False
 ) -> RowMapping | None:
-    stmt = select(t.declarations).where(
-        t.declarations.c.type == message_type, t.declarations.c.doc_guid == guid
-    )
-    if for_update:
-        stmt = stmt.with_for_update()
-    return conn.execute(stmt).mappings().first()
+    stmt = _BY_DOC_GUID_LOCKED if for_update else _BY_DOC_GUID
+    return conn.execute(stmt, {"b_type": message_type, "b_guid": guid}).mappings().first()
 
 
 def update_declaration(conn: Connection, declaration_id: str, **values: Any) -> None:
-    conn.execute(
-        update(t.declarations)
-        .where(t.declarations.c.id == declaration_id)
-        .values(updated_at=now(), **values)
-    )
+    conn.execute(_UPDATE_DECLARATION, {"b_id": declaration_id, "updated_at": now(), **values})
 
 
 def authority_rows(conn: Connection, declaration_id: str) -> list[RowMapping]:
-    return list(
-        conn.execute(
-            select(t.authority_statuses)
-            .where(t.authority_statuses.c.declaration_id == declaration_id)
-            .order_by(t.authority_statuses.c.authority)
-        ).mappings()
-    )
+    return list(conn.execute(_AUTHORITY_ROWS, {"b_id": declaration_id}).mappings())
 
 
 def update_authority_status(
     conn: Connection, declaration_id: str, authority: str, **values: Any
 ) -> None:
     conn.execute(
-        update(t.authority_statuses)
-        .where(
-            t.authority_statuses.c.declaration_id == declaration_id,
-            t.authority_statuses.c.authority == authority,
-        )
-        .values(updated_at=now(), **_redacted(values, "info"))
+        _UPDATE_AUTHORITY,
+        {
+            "b_id": declaration_id,
+            "b_authority": authority,
+            "updated_at": now(),
+            **_redacted(values, "info"),
+        },
     )
 
 
@@ -468,23 +484,26 @@ def finish_attempt(conn: Connection, dispatch_id: str, attempt: int, **values: A
     return result.rowcount == 1
 
 
+_DISPATCH_STATES = select(t.dispatches.c.authority, t.dispatches.c.state).where(
+    t.dispatches.c.message_id == bindparam("b_id"), t.dispatches.c.kind == "declaration"
+)
+
+
 def dispatch_states(conn: Connection, message_id: str) -> dict[str, str]:
-    rows = conn.execute(
-        select(t.dispatches.c.authority, t.dispatches.c.state).where(
-            t.dispatches.c.message_id == message_id, t.dispatches.c.kind == "declaration"
-        )
-    )
-    return {r[0]: r[1] for r in rows}
+    return {r[0]: r[1] for r in conn.execute(_DISPATCH_STATES, {"b_id": message_id})}
 
 
 # --- receipts --------------------------------------------------------------------------
 
 
+_RECEIPT_SEEN = select(t.receipts.c.id).where(t.receipts.c.fingerprint == bindparam("b_fp"))
+_PORT_EVENT_SEEN = select(t.port_events.c.id).where(
+    t.port_events.c.fingerprint == bindparam("b_fp")
+)
+
+
 def receipt_seen(conn: Connection, fingerprint: str) -> bool:
-    return (
-        conn.execute(select(t.receipts.c.id).where(t.receipts.c.fingerprint == fingerprint)).first()
-        is not None
-    )
+    return conn.execute(_RECEIPT_SEEN, {"b_fp": fingerprint}).first() is not None
 
 
 def insert_receipt(conn: Connection, **values: Any) -> None:
@@ -545,12 +564,7 @@ def arrivals_of(conn: Connection, logistics_nos: Sequence[str]) -> dict[str, dat
 
 
 def port_event_seen(conn: Connection, fingerprint: str) -> bool:
-    return (
-        conn.execute(
-            select(t.port_events.c.id).where(t.port_events.c.fingerprint == fingerprint)
-        ).first()
-        is not None
-    )
+    return conn.execute(_PORT_EVENT_SEEN, {"b_fp": fingerprint}).first() is not None
 
 
 def insert_port_event(conn: Connection, **values: Any) -> None:

@@ -55,6 +55,29 @@ class Pending:
     ) -> None:
         self.audits.append((actor, action, list(objects), dict(details)))
 
+    def merged_audits(self) -> list[tuple[Actor, str, list[str], dict[str, Any]]]:
+        """One audit entry per (actor, action) of the message: its objects in order, each
+        detail kept as is when every entry agrees, else the sorted distinct values, and the
+        number of entries. (A hundred chained entries for one message cost a hundred
+        updates of the chain head; the receipts table keeps each entry.)"""
+        groups: dict[tuple[Actor, str], list[tuple[list[str], dict[str, Any]]]] = {}
+        for actor, action, objects, details in self.audits:
+            groups.setdefault((actor, action), []).append((objects, details))
+        out = []
+        for (actor, action), items in groups.items():
+            if len(items) == 1:
+                out.append((actor, action, *items[0]))
+                continue
+            objects = list(dict.fromkeys(o for objs, _ in items for o in objs))
+            keys = dict.fromkeys(k for _, d in items for k in d)
+            details: dict[str, Any] = {"entries": len(items)}
+            for key in keys:
+                values = [d.get(key) for _, d in items]
+                distinct = sorted({str(v) for v in values})
+                details[key] = values[0] if len(distinct) == 1 else distinct
+            out.append((actor, action, objects, details))
+        return out
+
 
 # One entry's work: (connection, message digest, outcome to count into, pending).
 Step = Callable[[Any, str, Any, Pending], None]
@@ -93,7 +116,7 @@ def _run(
     digest = repo.keep_inbound(conn, *source) if keep else repo.inbound_digest(source[2])
     for step in steps:
         step(conn, digest, outcome, pending)
-    for entry in pending.audits:
+    for entry in pending.merged_audits():
         audit.record(conn, *entry)
     return pending
 

@@ -10,9 +10,11 @@ from sqlalchemy import Column, Integer, MetaData, Table, func, insert, select
 
 from adapters.dxp import Envelope, build_envelope
 from gateway.examples import fresh_ceb621
+from gateway.persistence import audit_log
 from gateway.persistence import repository as repo
 from gateway.persistence import tables as t
 from gateway.provisioning import sandbox_key_paths
+from gateway.services import audit
 from gateway.services.declare import declare
 from gateway.services.inbound import apply_message
 from gateway.services.receipts import ReceiptOutcome, record_receipts
@@ -82,6 +84,15 @@ def test_one_message_of_many_entries_is_applied_in_order_and_kept_once(
     assert len(kept) == 1 and digests == set(kept)
     assert raw.scalar() == 0  # the message is kept once, not once per entry
     assert all(_codes(runtime, did) == ["2", "120", "800"] for did, _ in docs)
+    # One audit entry for the message (the chain head is updated once), naming every list.
+    with runtime.engine.connect() as conn:
+        applied = [
+            s.entry for s in audit_log.iter_entries(conn) if s.entry.action == "receipt.applied"
+        ]
+    assert len(applied) == 1
+    assert set(applied[0].objects) == {did for did, _ in docs}
+    assert applied[0].details == {"entries": 12, "type": "CEB622", "code": ["120", "2", "800"]}
+    assert audit.verify(runtime.engine).ok
 
     again = record_receipts(runtime, body)
     assert (again.applied, again.duplicates) == (0, 12)
