@@ -122,48 +122,44 @@ def find_message_by_idempotency_key(conn: Connection, org_id: str, key: str) -> 
     )
 
 
+# The accept path's lookups, built once (see _GET_DECLARATION below for why).
+_MESSAGE_BY_GUID = select(t.messages.c.id, t.messages.c.org_id, t.messages.c.type).where(
+    t.messages.c.guid == bindparam("b_guid")
+)
+_DECLARATIONS_BY_GUID = select(
+    t.declarations.c.id, t.declarations.c.doc_guid, t.declarations.c.org_id
+).where(
+    t.declarations.c.type == bindparam("b_type"),
+    t.declarations.c.doc_guid.in_(bindparam("b_guids", expanding=True)),
+)
+_ACTIVE_BY_BUSINESS_KEYS = select(
+    t.declarations.c.id,
+    t.declarations.c.business_key,
+    t.declarations.c.status,
+    t.declarations.c.type,
+    t.declarations.c.created_at,
+).where(
+    t.declarations.c.business_key.in_(bindparam("b_keys", expanding=True)),
+    t.declarations.c.status.not_in(("rejected", "cancelled")),
+)
+
+
 def find_message_by_guid(conn: Connection, guid: str) -> RowMapping | None:
-    return (
-        conn.execute(
-            select(t.messages.c.id, t.messages.c.org_id, t.messages.c.type).where(
-                t.messages.c.guid == guid
-            )
-        )
-        .mappings()
-        .first()
-    )
+    return conn.execute(_MESSAGE_BY_GUID, {"b_guid": guid}).mappings().first()
 
 
 def find_declarations_by_guid(
     conn: Connection, message_type: str, guids: Sequence[str]
 ) -> list[RowMapping]:
-    return list(
-        conn.execute(
-            select(t.declarations.c.id, t.declarations.c.doc_guid, t.declarations.c.org_id).where(
-                t.declarations.c.type == message_type, t.declarations.c.doc_guid.in_(guids)
-            )
-        ).mappings()
-    )
+    params = {"b_type": message_type, "b_guids": list(guids)}
+    return list(conn.execute(_DECLARATIONS_BY_GUID, params).mappings())
 
 
 def find_active_by_business_keys(conn: Connection, keys: Sequence[str]) -> list[RowMapping]:
     """Declarations still open (not rejected or cancelled) under these business keys."""
     if not keys:
         return []
-    return list(
-        conn.execute(
-            select(
-                t.declarations.c.id,
-                t.declarations.c.business_key,
-                t.declarations.c.status,
-                t.declarations.c.type,
-                t.declarations.c.created_at,
-            ).where(
-                t.declarations.c.business_key.in_(keys),
-                t.declarations.c.status.not_in(("rejected", "cancelled")),
-            )
-        ).mappings()
-    )
+    return list(conn.execute(_ACTIVE_BY_BUSINESS_KEYS, {"b_keys": list(keys)}).mappings())
 
 
 def max_phase(conn: Connection, declaration_id: str) -> int:
@@ -186,12 +182,15 @@ def declarations_of_message(conn: Connection, message_id: str) -> list[RowMappin
     )
 
 
+_INSERT_MESSAGE = insert(t.messages)
+
+
 def insert_message(conn: Connection, **values: Any) -> None:
     """Store a message; its raw and signed XML (personal data) are sealed at rest."""
     ring = ring_for(conn)
     for column in ("raw_xml", "signed_xml"):
         values[column] = ring.seal(values[column], f"messages.{column}:{values['id']}")
-    conn.execute(insert(t.messages).values(created_at=now(), **values))
+    conn.execute(_INSERT_MESSAGE, {"created_at": now(), **values})
 
 
 def insert_declarations(conn: Connection, rows: list[dict[str, Any]]) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, bindparam, or_, select
 
 from gateway.domain.errors import BusinessRuleViolation, Violation
 from gateway.domain.matching import (
@@ -51,18 +51,40 @@ def _open(conn: Any, message_type: str, **where: str) -> Any:
     return conn.execute(stmt.order_by(t.declarations.c.created_at.desc())).mappings().first()
 
 
+NOTHING = "\x00"  # a key that matches no row: a partner the list does not name
+_D = t.declarations
+# The three partners of a list in one lookup: each branch is served by its own index.
+_PARTNERS = (
+    select(_D)
+    .where(
+        _D.c.status.not_in(("rejected", "cancelled")),
+        or_(
+            and_(_D.c.type == bindparam("order_type"), _D.c.business_key == bindparam("order")),
+            and_(_D.c.type == bindparam("payment_type"), _D.c.order_no == bindparam("payment")),
+            and_(_D.c.type == bindparam("waybill_type"), _D.c.logistics_no == bindparam("waybill")),
+        ),
+    )
+    .order_by(_D.c.created_at.desc())
+)
+
+
 def _partners(conn: Any, rt: Runtime, direction: str, head: dict[str, str]) -> Partners:
     types = PARTNER_OF[direction]
-    found: dict[str, Document | None] = {}
     order_no, ebp = head.get("orderNo", ""), head.get("ebpCode", "")
     keys = {
-        "order": {"business_key": f"{types['order']}:{ebp}|{order_no}"},
-        "payment": {"order_no": order_no},
-        "waybill": {"logistics_no": head.get("logisticsNo", "")},
+        "order": f"{types['order']}:{ebp}|{order_no}",
+        "payment": order_no,
+        "waybill": head.get("logisticsNo", ""),
     }
-    for role, where in keys.items():
-        row = _open(conn, types[role], **where) if all(where.values()) else None
-        found[role] = _document(conn, row, rt.limits) if row is not None else None
+    params = {role: key or NOTHING for role, key in keys.items()}
+    params.update({f"{role}_type": types[role] for role in keys})
+    newest: dict[str, Any] = {}
+    for row in conn.execute(_PARTNERS, params).mappings():
+        role = next(r for r in keys if types[r] == row["type"])
+        newest.setdefault(role, row)  # newest first
+    found = {
+        role: _document(conn, newest[role], rt.limits) if role in newest else None for role in keys
+    }
     return Partners(**found)
 
 
