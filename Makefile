@@ -42,8 +42,10 @@ system-deps: ## Install xmlsec1, SoftHSM2, PostgreSQL and Chromium when missing 
 test: $(VENV)/.dev-installed system-deps ## Run the whole test suite (unit, integration, end-to-end)
 	$(PY) -m pytest
 
-prove: $(VENV)/.dev-installed system-deps ## The fault suite, with the long 1,000-document run
-	GATEWAY_PROVE=1 $(PY) -m pytest tests/faults -v
+prove: $(VENV)/.dev-installed system-deps ## The proof matrix T1-T10 at full scale: reliability-report.json, README table
+	GATEWAY_PROVE=1 GATEWAY_REPORT=reliability-report.json $(PY) -m pytest -v \
+	  $$($(PY) -m tests.proof files); status=$$?; \
+	  $(PY) -m tests.proof readme reliability-report.json; exit $$status
 
 test-fast: $(VENV)/.dev-installed ## Unit tests only
 	$(PY) -m pytest tests/unit

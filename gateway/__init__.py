@@ -16,6 +16,7 @@ def create_app(
     from gateway.api import declarations, health, openapi, problems, receipts, validate
     from gateway.bootstrap import redis_connection, runtime
     from gateway.log_redaction import install_log_redaction
+    from schemas.registry import preload_schemas
 
     settings = settings or load_settings()
     from gateway.api import instrument, metrics, notices  # operating it: ids, metrics, outages
@@ -26,6 +27,7 @@ def create_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if test_config:
         app.config.update(test_config)
+    preload_schemas()  # compiled before any thread serves (libxml2 compiles one at a time)
     app.extensions["gateway.runtime"] = lambda: runtime(settings)
     app.extensions["gateway.redis"] = lambda: redis_connection(settings)
     instrument.init_app(app, settings.log_requests)  # request id, metrics: first in line

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -181,6 +182,7 @@ def build_runtime(settings: Settings) -> Runtime:
 
 
 _RUNTIMES: dict[Settings, Runtime] = {}
+_BUILDING = threading.Lock()
 
 
 def runtime(settings: Settings) -> Runtime:
@@ -189,7 +191,10 @@ def runtime(settings: Settings) -> Runtime:
     pool is not, so the child drops the inherited connections (see below)."""
     rt = _RUNTIMES.get(settings)
     if rt is None:
-        rt = _RUNTIMES[settings] = build_runtime(settings)
+        with _BUILDING:  # gunicorn's threads may all ask first at once: build one
+            rt = _RUNTIMES.get(settings)
+            if rt is None:
+                rt = _RUNTIMES[settings] = build_runtime(settings)
     return rt
 
 

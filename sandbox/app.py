@@ -30,6 +30,7 @@ from sandbox.port import SandboxPort
 from sandbox.registry import SenderRegistry
 from sandbox.risk import Risk
 from sandbox.scheduler import Scheduler
+from schemas.registry import preload_schemas
 from signing.keys import load_signing_key
 from signing.policy import policy_by_name
 
@@ -125,6 +126,7 @@ def _error(status: int, message: str, **extra: Any) -> tuple[Response, int]:
 def create_app(settings: Settings | None = None) -> Flask:
     """The sandbox authorities' HTTP service; ``app.extensions["sandbox"]`` is the Sandbox."""
     settings = settings or load_settings()
+    preload_schemas()  # before its threads serve (libxml2 compiles one at a time)
     sandbox = build_sandbox(settings)
     app = Flask("sandbox")
     app.extensions["sandbox"] = sandbox

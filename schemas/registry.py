@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import pathlib
+import threading
 from dataclasses import dataclass
 
 from lxml import etree
@@ -160,10 +161,18 @@ def find_spec(namespace: str | None, local_name: str) -> MessageSpec | None:
     return _BY_ROOT.get((namespace or "", local_name))
 
 
+_COMPILING = threading.Lock()
+
+
 def compile_schema(spec: MessageSpec) -> etree.XMLSchema:
-    """A fresh compiled schema of ``spec`` (about 0.5 ms), for callers that need their own."""
+    """A fresh compiled schema of ``spec`` (about 0.5 ms), for callers that need their own.
+
+    One compile at a time per process: libxml2's schema parser is not safe to run in two
+    threads at once (seen under load as "xmlSchemaPValAttrNodeValue, the given type is not
+    a built-in type", after which every compile in the process failed)."""
     parser = etree.XMLParser(no_network=True, resolve_entities=False, load_dtd=False)
-    return etree.XMLSchema(etree.parse(str(spec.xsd), parser))
+    with _COMPILING:
+        return etree.XMLSchema(etree.parse(str(spec.xsd), parser))
 
 
 @functools.cache
@@ -175,3 +184,11 @@ def schema_for(spec: MessageSpec) -> etree.XMLSchema:
     ``gateway.xml.validation.schema_violations`` (one instance per thread) instead.
     """
     return compile_schema(spec)
+
+
+def preload_schemas() -> int:
+    """Compile every schema now (at start, before threads serve); returns how many."""
+    specs = all_specs()
+    for spec in specs:
+        schema_for(spec)
+    return len(specs)
