@@ -151,7 +151,7 @@ def _t1_summary(facts: list[dict[str, Any]]) -> str:
     for f in facts:
         parts.append(
             f"{f.get('declarations', 0):,} declarations on {f.get('backend', '?')}, "
-            f"{f.get('faults', 0)} faults, lost {f.get('lost', '?')}, "
+            f"{f.get('faults', 0)} faults and authority noise, lost {f.get('lost', '?')}, "
             f"applied twice {f.get('unexpected', '?')}, second releases "
             f"{f.get('second_releases', '?')}, 5xx {f.get('server_errors', '?')}, "
             f"drained {f.get('drain_seconds', '?')} s after the last fault"
@@ -162,10 +162,10 @@ def _t1_summary(facts: list[dict[str, Any]]) -> str:
 def table(report: dict[str, Any]) -> str:
     """The README's reliability table, from a report."""
     lines = [
-        f"Last `make prove`-style run: commit `{report.get('commit')}`, "
+        f"Last run: commit `{report.get('commit')}`, "
         f"{report['machine']['cores']} cores, {report['generated_at']}, "
         f"{report['wall_seconds']:.0f} s"
-        + ("" if report.get("prove") else " (the short versions of `make test`)")
+        + (" (`make prove`)" if report.get("prove") else " (the short versions of `make test`)")
         + ".",
         "",
         "| row | what | tests passed / run | figures | verdict |",
