@@ -515,11 +515,19 @@ def inbound_digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-def inbound_known(conn: Connection, raw: bytes) -> bool:
-    """Whether this exact inbound message was kept (all its entries applied)."""
-    digest = inbound_digest(raw)
-    found = select(t.inbound_messages.c.digest).where(t.inbound_messages.c.digest == digest)
+def inbound_settled(conn: Connection, raw: bytes) -> bool:
+    """Whether this exact inbound message was applied whole before (nothing in it waits)."""
+    found = select(t.inbound_messages.c.digest).where(
+        t.inbound_messages.c.digest == inbound_digest(raw), t.inbound_messages.c.settled.is_(True)
+    )
     return conn.execute(found).first() is not None
+
+
+def settle_inbound(conn: Connection, digest: str) -> None:
+    """Mark a kept message applied whole: the same bytes again are answered at once."""
+    conn.execute(
+        update(t.inbound_messages).where(t.inbound_messages.c.digest == digest).values(settled=True)
+    )
 
 
 def keep_inbound(conn: Connection, authority: str, message_type: str, raw: bytes) -> str:
@@ -532,6 +540,7 @@ def keep_inbound(conn: Connection, authority: str, message_type: str, raw: bytes
         message_type=message_type[:20],
         raw_xml=ring_for(conn).seal(raw, f"inbound_messages.raw_xml:{digest}"),
         received_at=now(),
+        settled=False,
     )
     dialect = conn.dialect.name
     if dialect in ("sqlite", "postgresql"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -251,6 +252,9 @@ inbound_messages = Table(
     Column("message_type", String(20), nullable=False),
     Column("raw_xml", LargeBinary, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
+    # True once nothing in it waits any more (an entry that matched no declaration yet,
+    # such as a tax bill that came before its list's number, makes it worth applying again).
+    Column("settled", Boolean, nullable=False),
 )
 
 quota_ledger = Table(

@@ -1,8 +1,10 @@
 """Apply the entries of one inbound message (receipts, port events) in one transaction.
 
 An authority packs up to 100 entries into one signed message. Applying them together costs
-one commit and one stored copy of the message instead of a hundred. A message kept before
-(pushed, then polled again) is answered as duplicates without opening a transaction.
+one commit and one stored copy of the message instead of a hundred. A message applied whole
+before (pushed, then polled again) is answered as duplicates without opening a transaction;
+one with an entry that matched nothing yet (a tax bill before its list's number) is not
+settled, and is applied again when it comes again.
 
 If a concurrent twin of the same message committed first (a unique fingerprint refuses one
 of ours), the whole transaction is rolled back and the entries are applied one per
@@ -37,6 +39,10 @@ class Outcome(Protocol):
     duplicates: int
 
     def absorb(self, other: Any) -> None: ...
+
+    def settled(self) -> bool:
+        """Nothing in the message waits: applying the same bytes again would change nothing."""
+        ...
 
 
 OutcomeT = TypeVar("OutcomeT", bound=Outcome)
@@ -92,7 +98,7 @@ def apply_message(
     """Run ``steps`` in one transaction that also keeps the message ``source`` =
     (authority, message type, signed bytes); ring the doorbell for what they queued."""
     with rt.engine.connect() as conn:
-        if repo.inbound_known(conn, source[2]):  # applied whole before: pushed and polled
+        if repo.inbound_settled(conn, source[2]):  # applied whole before: pushed and polled
             outcome = new_outcome()
             outcome.duplicates = len(steps)
             return outcome
@@ -116,6 +122,8 @@ def _run(
     digest = repo.keep_inbound(conn, *source) if keep else repo.inbound_digest(source[2])
     for step in steps:
         step(conn, digest, outcome, pending)
+    if keep and outcome.settled():
+        repo.settle_inbound(conn, digest)
     for entry in pending.merged_audits():
         audit.record(conn, *entry)
     return pending
@@ -152,5 +160,7 @@ def _one_by_one(
     # Kept once every entry is in: a kept message is one whose entries all applied (the
     # shortcut above), so a crash half-way leaves it to be applied again when resent.
     with rt.engine.begin() as conn:
-        repo.keep_inbound(conn, *source)
+        digest = repo.keep_inbound(conn, *source)
+        if total.settled():
+            repo.settle_inbound(conn, digest)
     return total

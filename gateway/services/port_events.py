@@ -35,6 +35,10 @@ class PortEventsOutcome:
     duplicates: int = 0
     unmatched: list[str] = field(default_factory=list)
 
+    def settled(self) -> bool:
+        """An unmatched event is kept for a later declaration: nothing waits."""
+        return True
+
     def absorb(self, other: PortEventsOutcome) -> None:
         self.applied += other.applied
         self.duplicates += other.duplicates

@@ -50,6 +50,10 @@ class ReceiptOutcome:
     stale: int = 0
     unmatched: list[str] = field(default_factory=list)
 
+    def settled(self) -> bool:
+        """An unmatched entry may match later (when polled again): not settled."""
+        return not self.unmatched
+
     def absorb(self, other: ReceiptOutcome) -> None:
         self.applied += other.applied
         self.duplicates += other.duplicates

@@ -21,7 +21,8 @@ from gateway.services.receipts import ReceiptOutcome, record_receipts
 from gateway.services.runtime import Runtime
 from gateway.settings import Settings
 from sandbox.packing import pack
-from sandbox.receipts import inventory_return
+from sandbox.receipts import inventory_return, tax_bill_message
+from sandbox.tax import tax_bill
 from signing import load_signing_key, sign_enveloped
 
 
@@ -147,3 +148,30 @@ def test_a_refused_entry_is_retried_alone_and_its_neighbours_still_apply(runtime
     with runtime.engine.connect() as conn:
         assert sorted(conn.execute(select(seen.c.n)).scalars()) == [1, 2, 3]
         assert conn.execute(select(func.count()).select_from(t.inbound_messages)).scalar() == 1
+
+
+def test_a_tax_bill_before_its_lists_number_waits_and_applies_when_it_comes_again(
+    settings: Settings, runtime: Runtime, org_id: str
+):
+    """An entry that matches nothing yet leaves its message unsettled: the poll's second
+    copy of the same bytes is applied, not answered as a duplicate."""
+    [(did, guid)] = _declared(runtime, org_id, 1)
+    invt_no = "46012026I000000000"  # what _entry gives the first list's 120
+    billed = tax_bill(invt_no, [{"gnum": "1", "gcode": "1901101000", "totalPrice": "100.00"}])
+    root = tax_bill_message(
+        billed,
+        {"customsCode": "4601"},
+        "20261201120000000",
+    )
+    sign_enveloped(root, load_signing_key(*sandbox_key_paths(settings, "customs")))
+    bill = build_envelope(
+        Envelope("R-bill", settings.customs_dxp_id, ("x",), "CEB816", etree.tostring(root))
+    )
+    early = record_receipts(runtime, bill)
+    assert (early.applied, early.unmatched) == (0, [invt_no])
+    assert record_receipts(runtime, _packed(settings, [(guid, "120")])).applied == 1
+    late = record_receipts(runtime, bill)  # the same bytes, polled again
+    assert (late.applied, late.duplicates) == (1, 0)
+    assert record_receipts(runtime, bill).duplicates == 1  # settled now
+    with runtime.engine.connect() as conn:
+        assert repo.get_declaration(conn, did)["tax"]["bill"]["taxNo"] == billed.tax_no
