@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 
@@ -254,7 +255,7 @@ inbound_messages = Table(
     Column("received_at", DateTime(timezone=True), nullable=False),
     # True once nothing in it waits any more (an entry that matched no declaration yet,
     # such as a tax bill that came before its list's number, makes it worth applying again).
-    Column("settled", Boolean, nullable=False),
+    Column("settled", Boolean, nullable=False, server_default=false()),
 )
 
 quota_ledger = Table(

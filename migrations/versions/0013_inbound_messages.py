@@ -26,7 +26,6 @@ def upgrade() -> None:
         sa.Column("message_type", sa.String(length=20), nullable=False),
         sa.Column("raw_xml", sa.LargeBinary(), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("settled", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("digest", name=op.f("pk_inbound_messages")),
     )
     for table in ("receipts", "port_events"):
