@@ -91,3 +91,32 @@ def _now():
     from datetime import UTC, datetime
 
     return datetime.now(UTC)
+
+
+def test_a_tax_bill_never_overtakes_the_receipt_that_numbers_its_list(world: World):
+    """Due together, status receipts leave before the results that name their numbers,
+    even a bill scheduled before them; the bills still pack together."""
+    from sandbox.receipts import tax_bill_message
+    from sandbox.tax import tax_bill
+
+    def bill(invt_no: str) -> etree._Element:
+        lines = [{"gnum": "1", "gcode": "1901101000", "totalPrice": "10.00"}]
+        return tax_bill_message(tax_bill(invt_no, lines), {}, "20261201120000000")
+
+    guid = "00000000-0000-4000-8000-999999999999"
+    before = len(world.receiver.select(lambda p: True))
+    outbox = _outbox(world, senders=1)
+    try:
+        outbox.schedule(bill("46012026I000000001"), 0.3, DECLARANT, "CEB816")
+        outbox.schedule(_return(guid), 0.3, DECLARANT, "CEB622")
+        outbox.schedule(bill("46012026I000000002"), 0.3, DECLARANT, "CEB816")
+        deadline = time.monotonic() + 10
+        while (
+            time.monotonic() < deadline and len(world.receiver.select(lambda p: True)) < before + 2
+        ):
+            time.sleep(0.05)
+        pushed = world.receiver.select(lambda p: True)[before:]
+        assert [p.msg_type for p in pushed] == ["CEB622", "CEB816"]
+        assert len(pushed[1].entries()) >= 1 and len(pushed[1].root.findall("{*}Tax")) == 2
+    finally:
+        outbox.stop()
