@@ -34,11 +34,10 @@ from signing.xmldsig import sign_enveloped
 log = logging.getLogger(__name__)
 MAX_POLL = 500
 MAX_TRIES = 12  # then the message is left to the poll endpoint
-# One pushing thread: messages leave in the order they fall due, as before packing. (Two
-# threads let a tax bill overtake the receipt that gives its list a number, two times in
-# six in a hand test; the gateway then had nothing to attach it to.) Packing, not
-# threads, is what carries the load.
-SENDERS = 1
+# Two pushing threads. A tax bill must not overtake the receipt that gives its list a
+# number (two times in six in a hand test before this rule; the gateway then had nothing to
+# attach it to): a result waits while a status receipt to the same receiver is in flight.
+SENDERS = 2
 
 
 @dataclass
@@ -120,6 +119,7 @@ class Outbox:
         self._stopped = False
         self._log_seq = 0
         self._log: dict[str, tuple[list[int], list[bytes]]] = {}  # receiver -> seqs, bodies
+        self._receipts_in_flight: dict[str, int] = {}  # receiver -> status receipts being sent
         self._client = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=2.0),
             limits=httpx.Limits(max_connections=senders, max_keepalive_connections=senders),
@@ -226,11 +226,15 @@ class Outbox:
         the first item that does not pack with it, so nothing overtakes); None once
         stopped."""
         with self._cv:
-            while not self._stopped and (not self._heap or self._heap[0].at > time.monotonic()):
-                self._cv.wait((self._heap[0].at - time.monotonic()) if self._heap else None)
+            while not self._stopped and not self._ready():
+                wait = (self._heap[0].at - time.monotonic()) if self._heap else None
+                self._cv.wait(wait if wait is None or wait > 0 else 0.05)
             if self._stopped:
                 return None
             first = heapq.heappop(self._heap).item
+            if first.msg_type not in LATER:
+                n = self._receipts_in_flight.get(first.receiver, 0)
+                self._receipts_in_flight[first.receiver] = n + 1
             group = first.group()
             if group is None:
                 return [first]
@@ -245,6 +249,21 @@ class Outbox:
                 taken.append(head)
                 count += n
             return taken
+
+    def _ready(self) -> bool:
+        """The head is due, and is not a result whose receipts are still being sent."""
+        if not self._heap or self._heap[0].at > time.monotonic():
+            return False
+        head = self._heap[0].item
+        return head.msg_type not in LATER or not self._receipts_in_flight.get(head.receiver)
+
+    def _sent(self, item: _Item) -> None:
+        """A status receipt's push is over (done or to retry): results may follow."""
+        if item.msg_type in LATER:
+            return
+        with self._cv:
+            self._receipts_in_flight[item.receiver] -= 1
+            self._cv.notify_all()
 
     def _build(self, items: list[_Item]) -> _Item:
         """One item for ``items``: packed, signed and logged (the log is what polls see)."""
@@ -266,17 +285,23 @@ class Outbox:
             if taken is None:
                 return
             try:
-                item = self._build(taken)
-            except Exception:  # a message that cannot be signed is a sandbox bug: say so
-                log.exception("%s could not sign a message; it is not sent", self.authority)
-                continue
-            if not item.push:
-                continue
-            if not self._post(item.body or b""):
-                self._retry_later(item)
-            elif item.twice:
-                item.twice = False
-                self._post(item.body or b"")
+                self._push(taken)
+            finally:
+                self._sent(taken[0])
+
+    def _push(self, taken: list[_Item]) -> None:
+        try:
+            item = self._build(taken)
+        except Exception:  # a message that cannot be signed is a sandbox bug: say so
+            log.exception("%s could not sign a message; it is not sent", self.authority)
+            return
+        if not item.push:
+            return
+        if not self._post(item.body or b""):
+            self._retry_later(item)
+        elif item.twice:
+            item.twice = False
+            self._post(item.body or b"")
 
     def _retry_later(self, item: _Item) -> None:
         item.tries += 1
