@@ -221,41 +221,56 @@ class Outbox:
         self._client.close()
 
     def _take(self) -> list[_Item] | None:
-        """Wait for what is due and take it: a retry alone, or the run of fresh items at
-        the head that pack into one message (up to MAX_ENTRIES entries; the run stops at
-        the first item that does not pack with it, so nothing overtakes); None once
-        stopped."""
+        """Wait for what is due and take it: a retry alone, or a run of fresh items that
+        pack into one message (up to MAX_ENTRIES entries; the run stops at the first item
+        that does not pack with it, so nothing overtakes but receipts passing results that
+        must wait); None once stopped."""
         with self._cv:
-            while not self._stopped and not self._ready():
+            while True:
+                if self._stopped:
+                    return None
+                waiting = self._set_aside_waiting_results()
+                ready = bool(self._heap) and self._heap[0].at <= time.monotonic()
+                if ready:
+                    taken = self._take_run()
+                for due in waiting:  # back in place, for when their receipts are in
+                    heapq.heappush(self._heap, due)
+                if ready:
+                    return taken
                 wait = (self._heap[0].at - time.monotonic()) if self._heap else None
-                self._cv.wait(wait if wait is None or wait > 0 else 0.05)
-            if self._stopped:
-                return None
-            first = heapq.heappop(self._heap).item
-            if first.msg_type not in LATER:
-                n = self._receipts_in_flight.get(first.receiver, 0)
-                self._receipts_in_flight[first.receiver] = n + 1
-            group = first.group()
-            if group is None:
-                return [first]
-            taken, count = [first], entries(first.message)  # type: ignore[arg-type]
-            now = time.monotonic()
-            while self._heap and self._heap[0].at <= now and count < MAX_ENTRIES:
-                head = self._heap[0].item
-                n = entries(head.message) if head.message is not None else MAX_ENTRIES
-                if head.group() != group or count + n > MAX_ENTRIES:
-                    break
-                heapq.heappop(self._heap)
-                taken.append(head)
-                count += n
-            return taken
+                self._cv.wait(0.05 if waiting or (wait is not None and wait <= 0) else wait)
 
-    def _ready(self) -> bool:
-        """The head is due, and is not a result whose receipts are still being sent."""
-        if not self._heap or self._heap[0].at > time.monotonic():
-            return False
-        head = self._heap[0].item
-        return head.msg_type not in LATER or not self._receipts_in_flight.get(head.receiver)
+    def _set_aside_waiting_results(self) -> list[_Due]:
+        """Pop the due results at the head whose receipts are still being sent."""
+        aside = []
+        now = time.monotonic()
+        while self._heap and self._heap[0].at <= now:
+            head = self._heap[0].item
+            if head.msg_type in LATER and self._receipts_in_flight.get(head.receiver):
+                aside.append(heapq.heappop(self._heap))
+            else:
+                break
+        return aside
+
+    def _take_run(self) -> list[_Item]:
+        first = heapq.heappop(self._heap).item
+        if first.msg_type not in LATER:
+            n = self._receipts_in_flight.get(first.receiver, 0)
+            self._receipts_in_flight[first.receiver] = n + 1
+        group = first.group()
+        if group is None:
+            return [first]
+        taken, count = [first], entries(first.message)  # type: ignore[arg-type]
+        now = time.monotonic()
+        while self._heap and self._heap[0].at <= now and count < MAX_ENTRIES:
+            head = self._heap[0].item
+            n = entries(head.message) if head.message is not None else MAX_ENTRIES
+            if head.group() != group or count + n > MAX_ENTRIES:
+                break
+            heapq.heappop(self._heap)
+            taken.append(head)
+            count += n
+        return taken
 
     def _sent(self, item: _Item) -> None:
         """A status receipt's push is over (done or to retry): results may follow."""
