@@ -101,6 +101,10 @@ def test_every_page_renders_and_masks_personal_data(app, key, settings: Settings
         assert resp.status_code == 200 and expected in html, path
         for secret in ("11010519491231002X", "13800138000", "北京市朝阳区示例路1号", "张三"):
             assert secret not in html, (path, secret)
+    upload = browser.get("/dashboard/upload").get_data(as_text=True)
+    title = re.search(r"<title>(.*?)</title>", upload, re.S)
+    assert title and title.group(1) == "Upload · 单一窗口 Single Window"  # no form in the title
+    assert upload.count('id="batch-upload"') <= 1
     page = browser.get(f"/dashboard/declarations/{inventory}").get_data(as_text=True)
     assert "110105********002X" in page and "张*" in page
     assert 'hx-trigger="every 2s"' in page  # live until it is final
