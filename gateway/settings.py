@@ -102,6 +102,8 @@ class Settings:
     worker_class: str = "fork"
     # Dispatches per delivery job (the doorbell of one commit, and the relay's batches).
     delivery_batch: int = 20
+    # Of one job's dispatches, how many are on the wire at once (one thread each).
+    delivery_concurrency: int = 8
 
     @property
     def data_path(self) -> Path:

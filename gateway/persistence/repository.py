@@ -515,12 +515,14 @@ def inbound_digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
+_INBOUND_SETTLED = select(t.inbound_messages.c.digest).where(
+    t.inbound_messages.c.digest == bindparam("b_digest"), t.inbound_messages.c.settled.is_(True)
+)
+
+
 def inbound_settled(conn: Connection, raw: bytes) -> bool:
     """Whether this exact inbound message was applied whole before (nothing in it waits)."""
-    found = select(t.inbound_messages.c.digest).where(
-        t.inbound_messages.c.digest == inbound_digest(raw), t.inbound_messages.c.settled.is_(True)
-    )
-    return conn.execute(found).first() is not None
+    return conn.execute(_INBOUND_SETTLED, {"b_digest": inbound_digest(raw)}).first() is not None
 
 
 def settle_inbound(conn: Connection, digest: str) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from rq import Queue
 from rq.serializers import JSONSerializer
@@ -72,3 +74,57 @@ def test_a_dispatch_waiting_in_another_dispatchs_job_is_not_enqueued_again(
     assert queue.count == 1
     assert relay_once(settings) == 0  # all three are due, and all three are waiting
     assert queue.count == 1
+
+
+class _Gate(ThreadingHTTPServer):
+    """An authority that holds each request until ``expected`` are in flight (or 5 s), then
+    answers 503: how many a job had on the wire at once is ``most``."""
+
+    daemon_threads = True
+
+    def __init__(self, port: int, expected: int) -> None:
+        self.expected, self.in_flight, self.most = expected, 0, 0
+        self.cond = threading.Condition()
+        super().__init__(("127.0.0.1", port), _GateHandler)
+
+
+class _GateHandler(BaseHTTPRequestHandler):
+    server: _Gate
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        gate = self.server
+        with gate.cond:
+            gate.in_flight += 1
+            gate.most = max(gate.most, gate.in_flight)
+            gate.cond.notify_all()
+            gate.cond.wait_for(lambda: gate.in_flight >= gate.expected, timeout=5)
+        self.send_response(503)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        with gate.cond:
+            gate.in_flight -= 1
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+def test_a_jobs_dispatches_are_on_the_wire_at_once_and_answered_in_order(
+    settings: Settings, runtime: Runtime, org_id: str
+):
+    for _ in range(4):
+        declare(runtime, org_id, fresh_ceb621(), "application/xml")
+    ids = _dispatch_ids(runtime)
+    rt = replace(runtime, retry_base_seconds=30.0, retry_max_seconds=30.0)
+    gate = _Gate(settings.sandbox_port, expected=3)
+    threading.Thread(target=gate.serve_forever, daemon=True).start()
+    try:
+        with runtime.engine.begin() as conn:  # the third is another attempt's
+            assert repo.claim_dispatch(conn, ids[2], repo.now(), timedelta(seconds=30)) == 1
+        outcomes = deliver_all(rt, ids, concurrency=8)
+    finally:
+        gate.shutdown()
+        gate.server_close()
+    assert [o.dispatch_id for o in outcomes] == ids
+    assert [o.result for o in outcomes] == ["retry", "retry", "skipped", "retry"]
+    assert gate.most == 3  # the three it could claim, at once

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from lxml import etree
 from sqlalchemy import Column, Integer, MetaData, Table, func, insert, select
 
@@ -15,6 +16,7 @@ from gateway.persistence import repository as repo
 from gateway.persistence import tables as t
 from gateway.provisioning import sandbox_key_paths
 from gateway.services import audit
+from gateway.services import receipts as receipts_service
 from gateway.services.declare import declare
 from gateway.services.inbound import apply_message
 from gateway.services.receipts import ReceiptOutcome, record_receipts
@@ -97,6 +99,26 @@ def test_one_message_of_many_entries_is_applied_in_order_and_kept_once(
 
     again = record_receipts(runtime, body)
     assert (again.applied, again.duplicates) == (0, 12)
+
+
+def test_a_message_applied_whole_before_is_answered_without_verifying_it_again(
+    settings: Settings, runtime: Runtime, org_id: str, monkeypatch: pytest.MonkeyPatch
+):
+    """The relay's poll brings back every message already pushed: checking its signature
+    again was most of the poll's CPU. A changed byte is a new message and is verified."""
+    docs = _declared(runtime, org_id, 2)
+    body = _packed(settings, [(guid, "120") for _, guid in docs])
+    assert record_receipts(runtime, body).applied == 2
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("verified again")
+
+    monkeypatch.setattr(receipts_service, "verify_enveloped", refuse)
+    again = record_receipts(runtime, body)
+    assert (again.applied, again.duplicates, again.message_type) == (0, 2, "CEB622")
+    other = _packed(settings, [(guid, "800") for _, guid in docs])
+    with pytest.raises(AssertionError, match="verified again"):
+        record_receipts(runtime, other)
 
 
 def test_a_packed_message_racing_its_own_twin_applies_each_entry_once(
