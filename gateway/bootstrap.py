@@ -20,6 +20,7 @@ from adapters.dxp_client import DxpAuthorityClient
 from adapters.inspection import InspectionClient
 from adapters.port import PortClient
 from adapters.transport import HttpTransport
+from gateway import doorbell
 from gateway.domain.routing import RoutingRules
 from gateway.domain.tax import TaxRates
 from gateway.logs import current_request_id
@@ -148,8 +149,8 @@ def build_runtime(settings: Settings) -> Runtime:
         if not dispatch_ids:
             return
         try:
-            enqueue_deliveries(queue, dispatch_ids, settings.job_timeout, settings.delivery_batch)
-        except Exception as exc:  # the relay re-enqueues from the database
+            doorbell.ring(queue.connection, dispatch_ids)  # the relay makes the jobs
+        except Exception as exc:  # the relay's sweep enqueues them from the database
             log.warning(
                 "doorbell failed (%s); the relay will enqueue %d dispatch(es)",
                 type(exc).__name__,

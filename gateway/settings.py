@@ -104,6 +104,8 @@ class Settings:
     delivery_batch: int = 20
     # Of one job's dispatches, how many are on the wire at once (one thread each).
     delivery_concurrency: int = 8
+    # How long the relay holds rung dispatches for a fuller job while the workers are busy.
+    doorbell_hold: float = 0.25
 
     @property
     def data_path(self) -> Path:

@@ -27,6 +27,7 @@ from rq import Queue
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from sqlalchemy import Engine
 
+from gateway import doorbell
 from gateway.api.instrument import LATENCY, REQUESTS
 from gateway.persistence import repository as repo
 from gateway.persistence import stats
@@ -86,6 +87,12 @@ class BusinessCollector(Collector):
         depth.add_metric([self.queue_name], queue.count)
         yield depth
         yield jobs
+        yield GaugeMetricFamily(
+            "gateway_doorbell_rung",
+            "dispatches rung after their commit and not yet made into jobs by the relay "
+            "(grows while the relay is down)",
+            value=conn.llen(doorbell.KEY),
+        )
 
     def _database(self) -> Iterator[Metric]:
         at = repo.now()

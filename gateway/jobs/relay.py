@@ -22,6 +22,7 @@ from gateway.bootstrap import (
     rides_in_key,
     runtime,
 )
+from gateway.doorbell import Coalescer
 from gateway.jobs.batch import requeue_batches
 from gateway.jobs.webhooks import webhook_pass
 from gateway.persistence import repository as repo
@@ -74,9 +75,21 @@ def relay_once(settings: Settings, queue: Queue | None = None) -> int:
     return len(todo)
 
 
+def _coalescer(settings: Settings, queue: Queue) -> Coalescer:
+    return Coalescer(
+        queue.connection,
+        lambda ids: enqueue_deliveries(queue, ids, settings.job_timeout, settings.delivery_batch),
+        lambda: queue.count,
+        batch=settings.delivery_batch,
+        idle_below=settings.workers,
+        hold_seconds=settings.doorbell_hold,
+    )
+
+
 def run_relay(settings: Settings) -> None:
-    """Relay until interrupted, and poll the authorities for lost receipts every
-    ``poll_interval``; survives Redis, database and authority outages by retrying."""
+    """Turn doorbell rings into delivery jobs as they come; every ``relay_interval`` sweep
+    the database for what is due; every ``poll_interval`` poll the authorities for lost
+    receipts. Survives Redis, database and authority outages by retrying."""
     log.info(
         "relay started (every %.2f s; polling every %.1f s)",
         settings.relay_interval,
@@ -87,9 +100,16 @@ def run_relay(settings: Settings) -> None:
     )
     endpoints = {a: settings.endpoint(a) for a in POLLED_AUTHORITIES}
     next_poll = time.monotonic() + settings.poll_interval
+    next_sweep = time.monotonic()
     queue = delivery_queue(settings)  # redis-py reconnects by itself after a Redis restart
+    bell = _coalescer(settings, queue)
     while True:
         try:
+            bell.collect(next_sweep - time.monotonic())
+            bell.flush()
+            if time.monotonic() < next_sweep:
+                continue
+            next_sweep = time.monotonic() + settings.relay_interval
             n = relay_once(settings, queue)
             if n:
                 log.info("relay enqueued %d dispatch(es)", n)
@@ -104,4 +124,3 @@ def run_relay(settings: Settings) -> None:
         except Exception as exc:  # keep relaying through outages
             log.warning("relay pass failed: %s: %s", type(exc).__name__, exc)
             time.sleep(1.0)
-        time.sleep(settings.relay_interval)

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from gateway import create_app
 from gateway.bootstrap import redis_connection
 from gateway.examples import fresh_ceb621
+from gateway.jobs.relay import _coalescer
 from gateway.logs import JsonFormatter, PersonalDataFilter
 from gateway.persistence import tables as t
 from gateway.provisioning import ensure_demo_org
@@ -78,7 +79,7 @@ def test_a_request_id_is_made_or_taken_and_returned(client: FlaskClient):
     assert problem.status_code == 404 and problem.headers["X-Request-Id"] == "r-404"
 
 
-def test_the_submissions_request_id_rides_into_its_job_and_its_delivery_logs(
+def test_the_submissions_request_id_rides_with_its_dispatch_into_its_delivery_logs(
     client: FlaskClient, settings: Settings, json_logs: io.StringIO, monkeypatch
 ):
     # The job loads its settings from the environment, as a real worker does.
@@ -91,8 +92,9 @@ def test_the_submissions_request_id_rides_into_its_job_and_its_delivery_logs(
     queue = Queue(
         settings.queue_name, connection=redis_connection(settings), serializer=JSONSerializer
     )
-    job = queue.fetch_job(f"deliver-{dispatch['id']}")
-    assert job is not None and job.meta["request_id"] == "req-submit-1"
+    bell = _coalescer(settings, queue)  # the relay turns the commit's ring into a job
+    assert bell.collect(1.0) == 1 and bell.flush() == 1
+    assert queue.fetch_job(f"deliver-{dispatch['id']}") is not None
 
     # A real rq worker runs the job in this process (customs is not running: a retry).
     SimpleWorker([queue], connection=queue.connection, serializer=JSONSerializer).work(burst=True)
@@ -128,8 +130,9 @@ def test_metrics_count_requests_and_read_the_business_from_the_stores(
         assert sample(body, name, **labels) == sample(before, name, **labels) + 1
     hist = "gateway_http_request_duration_seconds_count"
     assert sample(body, hist, endpoint="declarations.submit") >= 1
-    assert sample(body, "gateway_queue_depth", queue="deliveries") == 1
-    assert sample(body, "gateway_queue_jobs", queue="deliveries", state="queued") == 1
+    assert sample(body, "gateway_doorbell_rung") == 1  # the relay makes it a job
+    assert sample(body, "gateway_queue_depth", queue="deliveries") == 0
+    assert sample(body, "gateway_queue_jobs", queue="deliveries", state="queued") == 0
     waiting = dict(authority="customs", kind="declaration")
     assert sample(body, "gateway_dispatches", state="pending", **waiting) == 1
     assert sample(body, "gateway_deliveries_total", **waiting) == 0
