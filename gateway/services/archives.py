@@ -55,7 +55,16 @@ def open_zip(body: bytes, limits: ArchiveLimits, what: str = "ZIP archive") -> z
     try:
         archive = zipfile.ZipFile(io.BytesIO(body))
         infos = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
+    # zipfile raises NotImplementedError for a version or method it does not know, and
+    # OverflowError or UnicodeDecodeError for damaged fields (found by fuzzing, T5).
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        ValueError,
+        EOFError,
+        NotImplementedError,
+        OverflowError,
+    ) as exc:
         raise _refuse(
             "batch.not_a_zip", f"The {what} cannot be read: {exc}.", "not a readable ZIP file"
         ) from None

@@ -301,3 +301,18 @@ def test_a_batch_is_cut_into_at_most_sixteen_chunks_of_at_least_250_items():
     assert plan_chunks(251) == [(1, 250), (251, 251)]
     big = plan_chunks(10_000)
     assert len(big) == 16 and big[0] == (1, 625) and big[-1] == (9376, 10_000)
+
+
+def test_a_zip_of_an_unknown_version_is_refused_not_a_crash():
+    """Found by fuzzing (T5): zipfile raises NotImplementedError for a version it does not
+    know; the upload is refused as unreadable (422), never answered 500."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("a.xml", b"<a/>")
+    data = bytearray(buf.getvalue())
+    central = data.rfind(b"PK\x01\x02")
+    data[central + 6] = 238  # "version needed to extract": 23.8
+    with pytest.raises(UnreadableUpload) as refused:
+        open_zip(bytes(data), ArchiveLimits(10, 1 << 20))
+    assert refused.value.violations[0].code == "batch.not_a_zip"
+    assert "version" in refused.value.detail
