@@ -81,7 +81,9 @@ def verify_with_signxml(
             INVALID,
             f"the signature value does not verify over SignedInfo with the embedded key: {exc}",
         ) from None
-    except (InvalidInput, SignXMLException, ValueError) as exc:
+    except (InvalidInput, SignXMLException, ValueError, etree.LxmlError) as exc:
+        # signxml lets lxml's own errors out: DocumentInvalid from its XML-DSig schema check
+        # (a SignatureValue that is not base64), C14NError (found by fuzzing).
         raise SignatureError(MALFORMED, f"signature rejected by signxml: {exc}") from None
     if not isinstance(result.signed_data, bytes) or not result.signed_data:
         raise SignatureError(MALFORMED, "signxml returned no signed data")

@@ -401,8 +401,10 @@ def _check_signed_info(signed_info: etree._Element) -> etree._Element:
     return references[0]
 
 
-def _algorithm(element: etree._Element) -> str:
-    """The Algorithm attribute, required."""
+def _algorithm(element: etree._Element | None, name: str) -> str:
+    """The Algorithm attribute of ds:``name``, both required."""
+    if element is None:  # e.g. the right local name in another namespace (found by fuzzing)
+        raise SignatureError(MALFORMED, f"ds:{name} is missing")
     value = element.get("Algorithm")
     if not value:
         raise SignatureError(
@@ -414,7 +416,7 @@ def _algorithm(element: etree._Element) -> str:
 def _c14n_method(signed_info: etree._Element) -> tuple[str, tuple[str, ...] | None]:
     """C14N 1.0 or exclusive C14N 1.0 (with an optional InclusiveNamespaces prefix list)."""
     element = signed_info.find(_q("CanonicalizationMethod"))
-    method = _algorithm(element)
+    method = _algorithm(element, "CanonicalizationMethod")
     if method not in (C14N, EXC_C14N):
         raise SignatureError(
             ALGORITHM,
@@ -488,8 +490,8 @@ def _parse_signature(signature: etree._Element) -> _ParsedSignature:
         signed_info=signed_info,
         c14n_method=c14n_method,
         inclusive_prefixes=prefixes,
-        signature_method=_algorithm(signed_info.find(_q("SignatureMethod"))),
-        digest_method=_algorithm(ref_parts["DigestMethod"]),
+        signature_method=_algorithm(signed_info.find(_q("SignatureMethod")), "SignatureMethod"),
+        digest_method=_algorithm(ref_parts["DigestMethod"], "DigestMethod"),
         digest_value=_b64decode(ref_parts["DigestValue"].text, "ds:DigestValue"),
         signature_value=_b64decode(parts["SignatureValue"].text, "ds:SignatureValue"),
         cert_b64=_certificate_text(parts["KeyInfo"]),
@@ -498,8 +500,15 @@ def _parse_signature(signature: etree._Element) -> _ParsedSignature:
 
 @functools.lru_cache(maxsize=256)
 def _load_cert_der(der: bytes) -> x509.Certificate:
-    """Parse DER once per distinct certificate (senders reuse theirs for every message)."""
-    return x509.load_der_x509_certificate(der)
+    """Parse DER and read every field verification uses. cryptography parses fields lazily:
+    a name it cannot read would otherwise raise ValueError later, deep in the trust check
+    (found by fuzzing)."""
+    cert = x509.load_der_x509_certificate(der)
+    cert.issuer.public_bytes()
+    cert.subject.public_bytes()
+    _ = (cert.serial_number, cert.not_valid_before_utc, cert.not_valid_after_utc)
+    _ = cert.extensions  # not the public key: an SM2 key is read by our own code
+    return cert
 
 
 def _parse_certificate(text: str) -> x509.Certificate:
@@ -508,7 +517,8 @@ def _parse_certificate(text: str) -> x509.Certificate:
     try:
         der = base64.b64decode(compact, validate=True)
         return _load_cert_der(der)
-    except (binascii.Error, ValueError) as exc:
+    except Exception as exc:  # untrusted DER fails in many ways (ValueError, InvalidVersion,
+        # DuplicateExtension, UnsupportedAlgorithm...; found by fuzzing)
         raise SignatureError(
             CERTIFICATE, f"the embedded ds:X509Certificate cannot be parsed: {exc}"
         ) from exc

@@ -166,7 +166,10 @@ def _t5_summary(facts: list[dict[str, Any]]) -> str:
         return ""
     runs = ", ".join(f"{f.get('target')} {f.get('runs', 0):,}" for f in facts)
     crashes = sum(int(f.get("crashes", 0)) for f in facts)
-    return f"{len(facts)} targets, inputs: {runs}; crashes {crashes}"
+    failed = [f"{f.get('target')} (exit {f.get('exit')})" for f in facts if f.get("exit")]
+    return f"{len(facts)} targets, inputs: {runs}; crashes {crashes}" + (
+        f"; stopped by a finding: {', '.join(failed)}" if failed else ""
+    )
 
 
 def _t3_summary(facts: list[dict[str, Any]]) -> str:

@@ -43,12 +43,14 @@ class Load:
     docs: int
     threads: int = 4
     resubmit: float = 0.1
+    twins: float = 0.02  # share sent twice at the same moment: both must get one answer
     deadline_seconds: float = 150.0
     pause: float = 0.0  # seconds between one thread's submissions (spreads the load out)
     subs: list[Submission] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     status_counts: Counter[int | str] = field(default_factory=Counter)
     replays: int = 0
+    twin_pairs: int = 0
     done: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -90,8 +92,36 @@ class Load:
             self.problems.append(f"{sub.key}: no answer within {self.deadline_seconds} s")
         return None
 
+    def _twins(self, client: httpx.Client, sub: Submission) -> dict[str, Any] | None:
+        """The same submission from two connections at once: one declaration set, both
+        answers naming it (one made it, the other replayed it)."""
+        barrier = threading.Barrier(2)
+        answers: list[dict[str, Any] | None] = [None, None]
+
+        def send(i: int, c: httpx.Client) -> None:
+            barrier.wait(10)
+            answers[i] = self._post(c, sub)
+
+        headers = {"Authorization": f"Bearer {self.stack.api_key}"}
+        with httpx.Client(base_url=self.stack.base, headers=headers, timeout=15) as other:
+            twin = threading.Thread(target=send, args=(1, other))
+            twin.start()
+            send(0, client)
+            twin.join()
+        first, second = answers
+        if first is None or second is None:
+            return None
+        with self._lock:
+            self.twin_pairs += 1
+        ids = [[d["id"] for d in a["declarations"]] for a in (first, second)]
+        if ids[0] != ids[1]:
+            with self._lock:
+                self.problems.append(f"{sub.key}: concurrent twins got {ids[0]} and {ids[1]}")
+        return first
+
     def _one(self, client: httpx.Client, sub: Submission, rng: random.Random) -> None:
-        body = self._post(client, sub)
+        twice = rng.random() < self.twins
+        body = self._twins(client, sub) if twice else self._post(client, sub)
         if body is None:
             return
         sub.ids = [d["id"] for d in body["declarations"]]
@@ -235,6 +265,7 @@ def audit(stack: FaultStack, load: Load, final: dict[str, dict[str, Any]]) -> Au
     a.facts["load_problems"] = load.problems[:10]
     a.facts["http_answers"] = {str(k): v for k, v in load.status_counts.items()}
     a.facts["replays"] = load.replays
+    a.facts["concurrent_twins"] = load.twin_pairs
     a.check(not load.problems, "submissions without a proper answer", load.problems[:5])
     a.check(
         len(accepted) == load.messages * load.docs,

@@ -1,7 +1,8 @@
 """Fault injection with real processes (RELIABILITY.md, T1): while declarations flow, SIGKILL
 work horses mid-delivery and a worker parent, restart Redis (once after FLUSHALL), put customs
 in an outage, make every authority fail, lose acks and time out, and restart the gateway
-mid-batch. Then, counted from the sandbox's own records and the gateway's timelines: every
+mid-batch, hold the database's write lock for 5 s, and send some submissions twice at
+once. Then, counted from the sandbox's own records and the gateway's timelines: every
 accepted declaration is final, none lost, no effect twice, one release per consignment.
 
 Each test runs on SQLite (two rq workers) and on PostgreSQL (Debian's binaries, a throwaway
@@ -18,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import create_engine
 
 from tests.faults.harness import FaultStack
 from tests.faults.load import Load, audit, wait_final
@@ -34,7 +36,7 @@ NOISE = [  # every authority misbehaves a little (RELIABILITY.md T1), answers a 
 # What Chaos.note records that is a fault (the rest are recoveries it noted).
 FAULT_KINDS = {
     "sigkill_work_horse", "sigkill_worker_parent", "redis_restart", "customs_outage",
-    "gateway_restart",
+    "gateway_restart", "database_write_lock",
 }  # fmt: skip
 
 
@@ -126,6 +128,29 @@ class Chaos:
         self.stack.restart_gateway()
         self.note("gateway_restart")
 
+    def lock_database(self, seconds: float) -> None:
+        """Hold the database's write lock from outside the gateway for ``seconds`` (an
+        operator's long migration, a backup): SQLite's BEGIN IMMEDIATE, or PostgreSQL's
+        EXCLUSIVE lock on the tables every submission and receipt writes. The gateway may
+        answer 503 with Retry-After meanwhile, never 500, and loses nothing."""
+        url = self.stack.database_url or f"sqlite:///{self.stack.data_dir / 'gateway.db'}"
+        sqlite = url.startswith("sqlite")
+        engine = create_engine(url, connect_args={"timeout": 30} if sqlite else {})
+        try:
+            with engine.connect() as conn:
+                if sqlite:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                else:
+                    conn.exec_driver_sql(
+                        "LOCK TABLE messages, declarations, events, dispatches IN EXCLUSIVE MODE"
+                    )
+                self.note("database_write_lock", seconds=seconds)
+                time.sleep(seconds)
+                conn.rollback()
+        finally:
+            engine.dispose()
+        self.note("database_write_lock_released")
+
 
 def run_chaos(stack: FaultStack, load: Load, *, drain: float) -> tuple[Any, Chaos, float]:
     chaos = Chaos(stack, load)
@@ -146,6 +171,7 @@ def run_chaos(stack: FaultStack, load: Load, *, drain: float) -> tuple[Any, Chao
     chaos.restart_redis(flush=True)
     chaos.until_submitted(0.7)
     chaos.restart_gateway()
+    chaos.lock_database(5)
     chaos.kill_horse()
     chaos.until_submitted(1.0, timeout=120)
     chaos.kill_horse()

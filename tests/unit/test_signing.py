@@ -621,3 +621,46 @@ def test_we_accept_xmlsec1_signature(tmp_path: Path, alice: Identity, trust: Tru
     assert verified.certificate == alice.key.certificate
     tampered = (tmp_path / "out.xml").read_bytes().replace(b"1000.00", b"9000.00")
     _expect("signature.digest_mismatch", etree.fromstring(tampered), trust)
+
+
+def test_a_signature_value_that_is_not_base64_is_malformed_not_a_crash(
+    alice: Identity, trust: TrustStore
+):
+    """Found by fuzzing (T5): signxml validates the Signature against the XML-DSig schema
+    and let lxml's DocumentInvalid escape, which a receipt endpoint answered with a 500."""
+    root = _reparse(_signed_bytes(alice.key))
+    value = root.find(".//{http://www.w3.org/2000/09/xmldsig#}SignatureValue")
+    assert value is not None and value.text
+    value.text = value.text[:80] + value.text[150:]  # 70 characters cut: not xs:base64Binary
+    _expect("signature.malformed", root, trust)
+
+
+def test_an_embedded_certificate_with_an_unreadable_name_is_refused_not_a_crash(
+    alice: Identity, trust: TrustStore
+):
+    """Found by fuzzing (T5): cryptography reads a certificate's names lazily, so one whose
+    issuer does not parse raised ValueError inside the trust check."""
+    root = _reparse(_signed_bytes(alice.key))
+    element = root.find(".//{http://www.w3.org/2000/09/xmldsig#}X509Certificate")
+    assert element is not None and element.text
+    der = base64.b64decode("".join(element.text.split()))
+    issuer = x509.load_der_x509_certificate(der).issuer.public_bytes()
+    at = der.index(issuer)
+    # The first byte of the issuer's UTF8String value made a lead byte with no continuation:
+    # the certificate loads, its issuer does not (what the fuzzer found).
+    tag = next(i for i in range(at, at + len(issuer)) if der[i] == 0x0C)
+    broken = der[: tag + 2] + b"\xd1" + der[tag + 3 :]
+    element.text = base64.b64encode(broken).decode()
+    _expect("signature.certificate", root, trust)
+
+
+def test_a_canonicalization_method_in_no_namespace_is_refused_not_a_crash(
+    alice: Identity, trust: TrustStore
+):
+    """Found by fuzzing (T5): the right name in no namespace passed the structure check and
+    then was not found as ds:CanonicalizationMethod, an AttributeError."""
+    root = _reparse(_signed_bytes(alice.key))
+    element = root.find(".//{http://www.w3.org/2000/09/xmldsig#}CanonicalizationMethod")
+    assert element is not None
+    element.tag = "CanonicalizationMethod"
+    _expect("signature.malformed", root, trust)
