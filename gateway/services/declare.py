@@ -289,6 +289,14 @@ def declare(
             idempotency_key,
             (actor or Actor("org", org_id), action),
         )
+    except DuplicateDeclaration:
+        # A twin with the same Idempotency-Key committed between our first look and our
+        # transaction (found by the fault suite's concurrent twins): it is a replay, not a
+        # duplicate.
+        replay = _replay(rt, org_id, idempotency_key, body_hash) if idempotency_key else None
+        if replay is not None:
+            return replay
+        raise
     except IntegrityError:
         # A concurrent twin won the race: answer as the loser of a duplicate would.
         if idempotency_key:

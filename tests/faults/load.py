@@ -149,17 +149,25 @@ class Load:
     def start(self) -> threading.Thread:
         """Run in the background; ``done`` is set when every thread has finished."""
 
-        def run() -> None:
+        def part(i: int) -> None:
             try:
-                with ThreadPoolExecutor(self.threads) as pool:
-                    futures = [
-                        pool.submit(self._thread, self.subs[i :: self.threads], i)
-                        for i in range(self.threads)
-                    ]
-                    for f in futures:
-                        exc = f.exception()
-                        if exc is not None:
-                            self.problems.append(f"load thread crashed: {exc!r}")
+                self._thread(self.subs[i :: self.threads], i)
+            except Exception as exc:
+                with self._lock:
+                    self.problems.append(f"load thread crashed: {exc!r}")
+
+        def run() -> None:
+            # Daemon threads, not an executor's: a test that fails while the load still
+            # runs must not keep the interpreter waiting for every submission's deadline.
+            threads = [
+                threading.Thread(target=part, args=(i,), name=f"load-{i}", daemon=True)
+                for i in range(self.threads)
+            ]
+            try:
+                for th in threads:
+                    th.start()
+                for th in threads:
+                    th.join()
             finally:
                 self.done.set()
 

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import create_engine
+from sqlalchemy.exc import OperationalError
 
 from tests.faults.harness import FaultStack
 from tests.faults.load import Load, audit, wait_final
@@ -131,25 +132,29 @@ class Chaos:
     def lock_database(self, seconds: float) -> None:
         """Hold the database's write lock from outside the gateway for ``seconds`` (an
         operator's long migration, a backup): SQLite's BEGIN IMMEDIATE, or PostgreSQL's
-        EXCLUSIVE lock on the tables every submission and receipt writes. The gateway may
-        answer 503 with Retry-After meanwhile, never 500, and loses nothing."""
+        EXCLUSIVE lock on the declarations every submission and receipt writes. The
+        gateway may answer 503 with Retry-After meanwhile, never 500, and loses nothing."""
         url = self.stack.database_url or f"sqlite:///{self.stack.data_dir / 'gateway.db'}"
         sqlite = url.startswith("sqlite")
         engine = create_engine(url, connect_args={"timeout": 30} if sqlite else {})
+        statement = "BEGIN IMMEDIATE" if sqlite else "LOCK TABLE declarations IN EXCLUSIVE MODE"
         try:
-            with engine.connect() as conn:
-                if sqlite:
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")
-                else:
-                    conn.exec_driver_sql(
-                        "LOCK TABLE messages, declarations, events, dispatches IN EXCLUSIVE MODE"
-                    )
-                self.note("database_write_lock", seconds=seconds)
-                time.sleep(seconds)
-                conn.rollback()
+            for attempt in range(5):  # the lock queues behind the gateway's transactions
+                with engine.connect() as conn:
+                    try:
+                        conn.exec_driver_sql(statement)
+                    except OperationalError:  # e.g. chosen as a deadlock's victim
+                        conn.rollback()
+                        time.sleep(0.2 * (attempt + 1))
+                        continue
+                    self.note("database_write_lock", seconds=seconds)
+                    time.sleep(seconds)
+                    conn.rollback()
+                    self.note("database_write_lock_released")
+                    return
+            self.unexpected_exits.append("the database write lock was never taken")
         finally:
             engine.dispose()
-        self.note("database_write_lock_released")
 
 
 def run_chaos(stack: FaultStack, load: Load, *, drain: float) -> tuple[Any, Chaos, float]:

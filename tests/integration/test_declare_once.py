@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from typing import Any
 
 import pytest
 
@@ -139,3 +140,28 @@ def test_the_same_document_twice_in_one_message_is_a_422_not_a_crash(runtime: Ru
         declare(runtime, org_id, text.encode(), "application/xml")
     assert [v.code for v in err.value.violations] == ["rule.document.duplicate_business_key"]
     assert err.value.violations[0].path == "/CEB621Message/Inventory[2]/InventoryHead/copNo"
+
+
+def test_a_twin_with_the_same_key_that_commits_first_is_answered_as_a_replay(
+    runtime: Runtime, org_id: str, monkeypatch: pytest.MonkeyPatch
+):
+    """Found by the fault suite's concurrent twins: a twin with the same Idempotency-Key
+    committed after this submission looked for a replay and before its transaction, and the
+    submission was answered 409 'already declared' instead of the twin's declarations."""
+    from gateway.services import declare as declare_module
+
+    body, key = _inventory("COP-TWIN"), "twin-key-1"
+    real_prematch = declare_module.prematch
+    twin: list[Any] = []
+
+    def prematch_then_twin(*args: Any, **kwargs: Any) -> Any:
+        result = real_prematch(*args, **kwargs)
+        if not twin:  # the twin slips in between the replay lookup and the transaction
+            twin.append(None)
+            twin[0] = declare(runtime, org_id, body, "application/xml", key)
+        return result
+
+    monkeypatch.setattr(declare_module, "prematch", prematch_then_twin)
+    answer = declare(runtime, org_id, body, "application/xml", key)
+    assert answer.replayed
+    assert [d.id for d in answer.declarations] == [d.id for d in twin[0].declarations]
