@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 import redis
+from flask.testing import FlaskClient
 
+from gateway import create_app
 from gateway.bootstrap import build_runtime
 from gateway.launcher import redis_server_binary
 from gateway.provisioning import ensure_demo_org, ensure_keys, init_db
@@ -99,3 +101,12 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
     rung: list[str] = []
     yield replace(rt, ring=rung.extend)
     rt.engine.dispose()
+
+
+@pytest.fixture
+def keyed_client(settings: Settings, org_id: str) -> Iterator[FlaskClient]:
+    """The gateway's Flask app, every request carrying the demo organisation's API key."""
+    key = ensure_demo_org(settings)
+    with create_app(settings).test_client() as c:
+        c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+        yield c

@@ -7,7 +7,6 @@ import csv
 import io
 import threading
 import zipfile
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 
@@ -31,12 +30,8 @@ from gateway.settings import Settings
 
 
 @pytest.fixture
-def client(settings: Settings, org_id: str) -> Iterator[FlaskClient]:
-    key = ensure_demo_org(settings)
-    app = create_app(settings)
-    with app.test_client() as c:
-        c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
-        yield c
+def client(keyed_client: FlaskClient) -> FlaskClient:
+    return keyed_client
 
 
 def _zip(files: dict[str, bytes]) -> bytes:

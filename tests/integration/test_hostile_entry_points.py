@@ -9,7 +9,6 @@ the process may not grow by more than 200 MB over the whole run.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import psutil
@@ -17,8 +16,6 @@ import pytest
 from flask.testing import FlaskClient
 
 from adapters.dxp import Envelope, build_envelope
-from gateway import create_app
-from gateway.provisioning import ensure_demo_org
 from gateway.settings import Settings
 from tests.unit.test_parsing import CANARY, PARSED, REFUSED, Listener, corpus_bytes
 
@@ -55,12 +52,8 @@ def _giants() -> dict[str, bytes]:
 
 
 @pytest.fixture
-def client(settings: Settings, org_id: str) -> Iterator[FlaskClient]:
-    key = ensure_demo_org(settings)
-    app = create_app(settings)
-    with app.test_client() as c:
-        c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
-        yield c
+def client(keyed_client: FlaskClient) -> FlaskClient:
+    return keyed_client
 
 
 def _documents(canary_url: str, port: int) -> dict[str, bytes]:

@@ -5,12 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from gateway import create_app
-from gateway.provisioning import ensure_demo_org
-from gateway.settings import Settings
 
 CORPUS = sorted((Path(__file__).resolve().parents[1] / "data").glob("**/*.xml"))
 ENDPOINTS = ["/api/v1/declarations", "/api/v1/validate", "/api/v1/receipts"]
@@ -18,12 +15,8 @@ TYPES = ["application/xml", "application/json", "text/xml", "application/zip", "
 
 
 @pytest.fixture
-def client(settings: Settings, org_id: str):
-    key = ensure_demo_org(settings)
-    app = create_app(settings)
-    with app.test_client() as c:
-        c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
-        yield c
+def client(keyed_client: FlaskClient) -> FlaskClient:
+    return keyed_client
 
 
 def _mutate(body: bytes, data: st.DataObject) -> bytes:
