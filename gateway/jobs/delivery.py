@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextvars
 import logging
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 
 from rq import get_current_job
 from sqlalchemy.exc import SQLAlchemyError
@@ -54,8 +54,7 @@ def deliver_all(
             pool.submit(contextvars.copy_context().run, deliver, rt, dispatch_id)
             for dispatch_id in dispatch_ids
         ]
-        wait(futures)
-    return [f.result() for f in futures]
+    return [f.result() for f in futures]  # the pool's exit waited for every thread
 
 
 def warm_worker(settings: Settings) -> Runtime:

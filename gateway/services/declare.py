@@ -289,20 +289,16 @@ def declare(
             idempotency_key,
             (actor or Actor("org", org_id), action),
         )
-    except DuplicateDeclaration:
-        # A twin with the same Idempotency-Key committed between our first look and our
-        # transaction (found by the fault suite's concurrent twins): it is a replay, not a
-        # duplicate.
+    except (DuplicateDeclaration, IntegrityError) as exc:
+        # A twin with the same Idempotency-Key committed after our first look (between it
+        # and our transaction: a DuplicateDeclaration; during it: an IntegrityError, found
+        # by the fault suite's concurrent twins): a replay, not a duplicate.
         replay = _replay(rt, org_id, idempotency_key, body_hash) if idempotency_key else None
         if replay is not None:
             return replay
-        raise
-    except IntegrityError:
-        # A concurrent twin won the race: answer as the loser of a duplicate would.
-        if idempotency_key:
-            replay = _replay(rt, org_id, idempotency_key, body_hash)
-            if replay is not None:
-                return replay
+        if isinstance(exc, DuplicateDeclaration):
+            raise
+        # Another submission won the race: answer as the loser of a duplicate would.
         with rt.engine.connect() as conn:
             _check_not_declared(conn, spec, guid, docs)
             _check_business_keys(conn, spec, docs)

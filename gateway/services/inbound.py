@@ -97,7 +97,7 @@ def apply_message(
 ) -> OutcomeT:
     """Run ``steps`` in one transaction that also keeps the message ``source`` =
     (authority, message type, signed bytes); ring the doorbell for what they queued.
-    Callers ask ``replayed`` first, before they verify the message."""
+    Callers ask ``settled_before`` first, before they verify the message."""
     for attempt in range(1, ATTEMPTS + 1):
         try:
             return _together(rt, new_outcome, source, steps)
@@ -110,18 +110,12 @@ def apply_message(
     raise AssertionError("unreachable")
 
 
-def replayed(
-    rt: Runtime, new_outcome: Callable[[], OutcomeT], raw: bytes, entries: Callable[[], int]
-) -> OutcomeT | None:
-    """All duplicates, if these exact bytes were applied whole before (pushed, then polled):
-    asked before the signature is checked, since the same bytes were verified when first
-    applied and checking them again would change nothing but the CPU spent."""
+def settled_before(rt: Runtime, raw: bytes) -> bool:
+    """Whether these exact bytes were applied whole before (pushed, then polled): callers
+    ask before they check the signature, since the same bytes were verified when first
+    applied, and answer every entry as a duplicate."""
     with rt.engine.connect() as conn:
-        if not repo.inbound_settled(conn, raw):
-            return None
-    outcome = new_outcome()
-    outcome.duplicates = entries()
-    return outcome
+        return repo.inbound_settled(conn, raw)
 
 
 def _run(

@@ -17,7 +17,7 @@ from gateway.domain.audit import Actor
 from gateway.domain.errors import ReceiptRejected, Violation
 from gateway.domain.statuses import DeclarationStatus
 from gateway.persistence import repository as repo
-from gateway.services.inbound import Pending, apply_message, replayed
+from gateway.services.inbound import Pending, apply_message, settled_before
 from gateway.services.runtime import Runtime
 from gateway.services.status import refresh_status
 from gateway.xml.parsing import parse_xml
@@ -59,10 +59,8 @@ def record_port_events(rt: Runtime, body: bytes) -> PortEventsOutcome:
             "/DxpMsg/TransInfo/SenderId",
         )
     root = parse_xml(envelope.data, rt.limits)
-    # Applied whole before (pushed, then polled): the same bytes were verified then.
-    replay = replayed(rt, PortEventsOutcome, envelope.data, lambda: len(read_port_events(root)))
-    if replay is not None:
-        return replay
+    if settled_before(rt, envelope.data):
+        return PortEventsOutcome(duplicates=len(read_port_events(root)))
     try:
         verified = verify_enveloped(root, rt.trust["port"], rt.receipt_policy)
     except SignatureError as exc:

@@ -22,7 +22,7 @@ from gateway.domain.statuses import Authority, Phase, describe_code
 from gateway.persistence import repository as repo
 from gateway.services.cancel import end_referenced
 from gateway.services.export_path import record_milestone
-from gateway.services.inbound import Pending, Step, apply_message, replayed
+from gateway.services.inbound import Pending, Step, apply_message, settled_before
 from gateway.services.inspections import record_inspection
 from gateway.services.runtime import Runtime
 from gateway.services.status import refresh_status
@@ -84,9 +84,10 @@ def record_receipts(rt: Runtime, body: bytes) -> ReceiptOutcome:
         )
     root = parse_xml(envelope.data, rt.limits)
     raw = etree.tostring(root)
-    replay = _replayed(rt, authority, root, raw)
-    if replay is not None:
-        return replay
+    if settled_before(rt, raw):  # its type was detected when it was first applied
+        spec = detect(root)
+        entries = sum(1 for _ in root.iterfind(f"{_Q}{spec.document}"))
+        return ReceiptOutcome(authority, spec.type, duplicates=entries)
     try:
         verified = verify_enveloped(root, rt.trust[authority], rt.receipt_policy)
     except SignatureError as exc:
@@ -107,19 +108,6 @@ def record_receipts(rt: Runtime, body: bytes) -> ReceiptOutcome:
         steps = [partial(_apply_entry, rt, authority, spec, _leaf_fields(e)) for e in entries]
     return apply_message(
         rt, partial(ReceiptOutcome, authority, spec.type), (authority, spec.type, raw), steps
-    )
-
-
-def _replayed(
-    rt: Runtime, authority: str, root: etree._Element, raw: bytes
-) -> ReceiptOutcome | None:
-    """The answer to a message applied whole before, without verifying it again (its bytes
-    were verified and its type detected when it was first applied)."""
-    return replayed(
-        rt,
-        lambda: ReceiptOutcome(authority, detect(root).type),
-        raw,
-        lambda: sum(1 for _ in root.iterfind(f"{_Q}{detect(root).document}")),
     )
 
 

@@ -10,7 +10,9 @@ path's envelope, parse, detection and schema check.
 
 from __future__ import annotations
 
+import functools
 import io
+import json
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +31,7 @@ from gateway.xml.json_codec import xml_to_json
 from gateway.xml.parsing import ParseLimits, parse_xml
 from gateway.xml.validation import detect, schema_violations
 from signing.errors import SignatureError
-from signing.keys import TrustStore, generate_test_identity, load_signing_key
+from signing.keys import SigningKey, TrustStore, generate_test_identity, load_signing_key
 from signing.xmldsig import sign_enveloped, verify_enveloped
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -55,43 +57,29 @@ def _json(data: bytes) -> object:
 
 
 def _json_seeds() -> list[bytes]:
-    import json
-
     root = etree.fromstring(fresh_ceb621(2))
     return [json.dumps(xml_to_json(root, detect(root)), ensure_ascii=False).encode()]
 
 
-class _Signer:
-    """A throwaway identity (made once per process) to sign seeds and trust them."""
-
-    _made: tuple[object, TrustStore] | None = None
-
-    @classmethod
-    def get(cls, workdir: Path) -> tuple[object, TrustStore]:
-        if cls._made is None:
-            key_path, cert_path = workdir / "fuzz.key", workdir / "fuzz.crt"
-            if not key_path.exists():
-                generate_test_identity("fuzz sender", key_path, cert_path)
-            cls._made = (
-                load_signing_key(key_path, cert_path),
-                TrustStore.from_pem_files([cert_path]),
-            )
-        return cls._made
+WORKDIR = Path("/tmp")  # where the throwaway identity is kept (the runner sets it)
 
 
-WORKDIR = Path("/tmp")
+@functools.cache
+def _identity() -> tuple[SigningKey, TrustStore]:
+    """A throwaway identity, made once per process, to sign the seeds and trust them."""
+    key_path, cert_path = WORKDIR / "fuzz.key", WORKDIR / "fuzz.crt"
+    if not key_path.exists():
+        generate_test_identity("fuzz sender", key_path, cert_path)
+    return load_signing_key(key_path, cert_path), TrustStore.from_pem_files([cert_path])
 
 
 def _verify(data: bytes) -> object:
-    _key, trust = _Signer.get(WORKDIR)
-    root = parse_xml(data, LIMITS)
-    return verify_enveloped(root, trust)
+    return verify_enveloped(parse_xml(data, LIMITS), _identity()[1])
 
 
 def _signed_seeds() -> list[bytes]:
-    key, _trust = _Signer.get(WORKDIR)
     root = etree.fromstring(fresh_ceb621())
-    sign_enveloped(root, key)  # type: ignore[arg-type]
+    sign_enveloped(root, _identity()[0])
     return [etree.tostring(root)]
 
 
