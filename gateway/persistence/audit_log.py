@@ -20,7 +20,7 @@ from gateway.persistence import tables as t
 _CLAIM = (
     update(t.audit_head)
     .where(t.audit_head.c.id == 1)
-    .values(seq=t.audit_head.c.seq + 1)
+    .values(seq=t.audit_head.c.seq + bindparam("count"))
     .returning(t.audit_head.c.seq)
 )
 _PREVIOUS = (
@@ -32,26 +32,31 @@ _PREVIOUS = (
 _INSERT = insert(t.audit_log)
 
 
-def claim_next(conn: Connection) -> tuple[int, str]:
-    """Take the chain head for this transaction: (the new entry's seq, the previous hash)."""
-    seq = int(conn.execute(_CLAIM).scalar_one())
-    prev = conn.execute(_PREVIOUS, {"seq": seq}).scalar()
-    return seq, str(prev) if prev else GENESIS
+def claim_next(conn: Connection, count: int = 1) -> tuple[int, str]:
+    """Take the chain head for this transaction and ``count`` entries: (the first new
+    entry's seq, the previous hash)."""
+    first = int(conn.execute(_CLAIM, {"count": count}).scalar_one()) - count + 1
+    prev = conn.execute(_PREVIOUS, {"seq": first}).scalar()
+    return first, str(prev) if prev else GENESIS
 
 
-def insert_entry(conn: Connection, entry: AuditEntry, prev_hash: str, hash_: str) -> None:
+def insert_entries(conn: Connection, rows: list[tuple[AuditEntry, str, str]]) -> None:
+    """Insert (entry, previous hash, hash) rows in one statement."""
     conn.execute(
         _INSERT,
-        {
-            "seq": entry.seq,
-            "at": entry.at,
-            "actor": entry.actor.as_dict(),
-            "action": entry.action,
-            "objects": list(entry.objects),
-            "details": dict(entry.details),
-            "prev_hash": prev_hash,
-            "hash": hash_,
-        },
+        [
+            {
+                "seq": entry.seq,
+                "at": entry.at,
+                "actor": entry.actor.as_dict(),
+                "action": entry.action,
+                "objects": list(entry.objects),
+                "details": dict(entry.details),
+                "prev_hash": prev_hash,
+                "hash": hash_,
+            }
+            for entry, prev_hash, hash_ in rows
+        ],
     )
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 
 from gateway.persistence import tables as t
@@ -158,17 +158,38 @@ def pending_positions(conn: Connection, batch_id: str, first: int, last: int) ->
     )
 
 
+_RESULT_COLUMNS = (
+    "status",
+    "http_status",
+    "title",
+    "detail",
+    "message_id",
+    "declaration_ids",
+    "errors",
+    "processed_at",
+)
+# Built once and run as one executemany: a batch records its results a hundred at a time.
+_RECORD_ITEM = (
+    update(t.batch_items)
+    .where(
+        t.batch_items.c.batch_id == bindparam("b_batch"),
+        t.batch_items.c.position == bindparam("b_position"),
+        t.batch_items.c.status == "pending",
+    )
+    .values({c: bindparam(f"v_{c}") for c in _RESULT_COLUMNS})
+)
+
+
 def record_items(conn: Connection, batch_id: str, results: Sequence[dict[str, Any]]) -> None:
     """Write item results; an item already decided keeps its first result."""
-    for r in results:
+    if results:
         conn.execute(
-            update(t.batch_items)
-            .where(
-                t.batch_items.c.batch_id == batch_id,
-                t.batch_items.c.position == r["position"],
-                t.batch_items.c.status == "pending",
-            )
-            .values(**{k: v for k, v in r.items() if k != "position"})
+            _RECORD_ITEM,
+            [
+                {"b_batch": batch_id, "b_position": r["position"]}
+                | {f"v_{c}": r.get(c) for c in _RESULT_COLUMNS}
+                for r in results
+            ],
         )
 
 

@@ -144,6 +144,37 @@ _ACTIVE_BY_BUSINESS_KEYS = select(
 )
 
 
+_MESSAGES_BY_IDEMPOTENCY_KEYS = select(
+    t.messages.c.id, t.messages.c.body_hash, t.messages.c.idempotency_key
+).where(
+    t.messages.c.org_id == bindparam("b_org"),
+    t.messages.c.idempotency_key.in_(bindparam("b_keys", expanding=True)),
+)
+_MESSAGES_BY_GUIDS = select(t.messages.c.guid).where(
+    t.messages.c.guid.in_(bindparam("b_guids", expanding=True))
+)
+
+
+def messages_by_idempotency_keys(
+    conn: Connection, org_id: str, keys: Sequence[str]
+) -> dict[str, RowMapping]:
+    """An organisation's messages made under any of these keys, by key (one lookup)."""
+    if not keys:
+        return {}
+    params = {"b_org": org_id, "b_keys": list(keys)}
+    return {
+        r["idempotency_key"]: r
+        for r in conn.execute(_MESSAGES_BY_IDEMPOTENCY_KEYS, params).mappings()
+    }
+
+
+def declared_guids(conn: Connection, guids: Sequence[str]) -> set[str]:
+    """Which of these message guids were declared before (one lookup)."""
+    if not guids:
+        return set()
+    return {r[0] for r in conn.execute(_MESSAGES_BY_GUIDS, {"b_guids": list(guids)})}
+
+
 def find_message_by_guid(conn: Connection, guid: str) -> RowMapping | None:
     return conn.execute(_MESSAGE_BY_GUID, {"b_guid": guid}).mappings().first()
 
@@ -185,12 +216,23 @@ def declarations_of_message(conn: Connection, message_id: str) -> list[RowMappin
 _INSERT_MESSAGE = insert(t.messages)
 
 
-def insert_message(conn: Connection, **values: Any) -> None:
-    """Store a message; its raw and signed XML (personal data) are sealed at rest."""
-    ring = ring_for(conn)
-    for column in ("raw_xml", "signed_xml"):
-        values[column] = ring.seal(values[column], f"messages.{column}:{values['id']}")
-    conn.execute(_INSERT_MESSAGE, {"created_at": now(), **values})
+def insert_messages(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Store messages (one statement); their raw and signed XML (personal data) are sealed
+    at rest."""
+    ring, at = ring_for(conn), now()
+    sealed = [
+        {
+            "created_at": at,
+            **values,
+            **{
+                column: ring.seal(values[column], f"messages.{column}:{values['id']}")
+                for column in ("raw_xml", "signed_xml")
+            },
+        }
+        for values in rows
+    ]
+    if sealed:
+        conn.execute(_INSERT_MESSAGE, sealed)
 
 
 def insert_declarations(conn: Connection, rows: list[dict[str, Any]]) -> None:

@@ -1,5 +1,5 @@
-"""Bulk submission: keep the upload, then declare its items one by one, each through the
-same declare service as a single submission.
+"""Bulk submission: keep the upload, then declare its items a hundred at a time through
+declare_many, with the answers single submissions would get.
 
 Accepting a batch stores its bytes, one pending row per item and its chunks (runs of
 consecutive items) in one transaction; one rq job per chunk (gateway/jobs/batch.py) then
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -34,14 +33,13 @@ from gateway.services.batch_reader import (
     member_body,
     read_upload,
 )
-from gateway.services.declare import declare
+from gateway.services.declare_many import Outcome, Submission, Unexpected, declare_many
 from gateway.services.runtime import Runtime
 from gateway.services.sheet_documents import Defaults, locate, message_json
 from gateway.services.validate import validate_file
 
 log = logging.getLogger(__name__)
 FLUSH_ITEMS = 100
-FLUSH_SECONDS = 0.5
 RETRY_SECONDS = 5.0
 MIN_CHUNK = 250
 MAX_CHUNKS = 16
@@ -191,46 +189,70 @@ def _rows_refused(
     )
 
 
-def declare_item(
-    rt: Runtime, batch: Any, upload: Upload, item: UploadItem, limits: BatchLimits, dxp_id: str
-) -> dict[str, Any]:
-    """Declare one item; its result row (accepted or rejected with the problem). Errors that
-    a later attempt can cure (503: signing key unplugged) propagate instead."""
-    at = repo.now()
-    doc = item.document
-    if doc is not None and doc.errors:
-        return _rows_refused(rt, batch, upload, item, limits, dxp_id) | {"processed_at": at}
-    try:
-        body, media = _item_body(rt, batch, upload, item, limits, dxp_id)
-        acc = declare(rt, batch["org_id"], body, media, f"batch:{batch['id']}:{item.position}")
-    except GatewayError as exc:
-        if exc.status == 503:
-            raise
-        return {**_rejected(upload, item, exc), "processed_at": at}
-    except OperationalError:
-        raise
-    except Exception:  # a bug must not hold up the rest of the batch
-        log.exception("batch %s item %s failed unexpectedly", batch["id"], item.position)
-        return dict(
-            position=item.position,
-            status="rejected",
-            http_status=500,
-            title="Internal error",
-            detail="The gateway failed unexpectedly on this item (see its log).",
-            errors=[],
-            processed_at=at,
-        )
+def _result(upload: Upload, item: UploadItem, outcome: Outcome, at: Any) -> dict[str, Any]:
+    """An item's result row: accepted, or rejected with the problem a single submission
+    would get."""
+    if isinstance(outcome, GatewayError):
+        return {**_rejected(upload, item, outcome), "processed_at": at}
     return dict(
         position=item.position,
         status="accepted",
-        http_status=200 if acc.replayed else 202,
+        http_status=200 if outcome.replayed else 202,
         title="Accepted",
-        detail=f"{acc.message_type}, {len(acc.declarations)} document(s)",
-        message_id=acc.message_id,
-        declaration_ids=[d.id for d in acc.declarations],
+        detail=f"{outcome.message_type}, {len(outcome.declarations)} document(s)",
+        message_id=outcome.message_id,
+        declaration_ids=[d.id for d in outcome.declarations],
         errors=[],
         processed_at=at,
     )
+
+
+def declare_items(
+    rt: Runtime,
+    batch: Any,
+    upload: Upload,
+    items: list[UploadItem],
+    limits: BatchLimits,
+    dxp_id: str,
+) -> tuple[list[dict[str, Any]], GatewayError | None]:
+    """Declare items together (declare_many); their result rows, and the error that stopped
+    them if a later attempt can cure it (503: the signing key unplugged) — the rows then
+    cover only the items before it."""
+    at = repo.now()
+    rows: dict[int, dict[str, Any]] = {}
+    submitted: list[UploadItem] = []
+    submissions: list[Submission] = []
+    for item in items:
+        if item.document is not None and item.document.errors:
+            rows[item.position] = _rows_refused(rt, batch, upload, item, limits, dxp_id) | {
+                "processed_at": at
+            }
+            continue
+        try:
+            body, media = _item_body(rt, batch, upload, item, limits, dxp_id)
+        except GatewayError as exc:
+            rows[item.position] = {**_rejected(upload, item, exc), "processed_at": at}
+            continue
+        except Exception:  # a bug must not hold up the rest of the batch
+            log.exception("batch %s item %s failed unexpectedly", batch["id"], item.position)
+            rows[item.position] = {**_rejected(upload, item, Unexpected()), "processed_at": at}
+            continue
+        submitted.append(item)
+        submissions.append(Submission(body, media, f"batch:{batch['id']}:{item.position}"))
+    outcomes = declare_many(rt, batch["org_id"], submissions)
+    stop = next(
+        (n for n, o in enumerate(outcomes) if isinstance(o, GatewayError) and o.status == 503),
+        None,
+    )
+    error = None
+    if stop is not None:
+        error = outcomes[stop]
+        assert isinstance(error, GatewayError)
+        outcomes = outcomes[:stop]
+        items = [i for i in items if i.position < submitted[stop].position]
+    for item, outcome in zip(submitted, outcomes, strict=False):
+        rows[item.position] = _result(upload, item, outcome, at)
+    return [rows[i.position] for i in items if i.position in rows], error
 
 
 def _flush(
@@ -284,24 +306,20 @@ def process_chunk(rt: Runtime, batch_id: str, chunk: int, limits: BatchLimits, l
     upload = _read_again(rt, batch, limits)
     if upload is None:
         return "failed: the upload can no longer be read"
-    results: list[dict[str, Any]] = []
-    flushed = time.monotonic()
+    todo = [i for i in upload.items[first - 1 : last] if i.position in pending]
     try:
-        for item in upload.items[first - 1 : last]:
-            if item.position not in pending:
-                continue
-            results.append(declare_item(rt, batch, upload, item, limits, dxp_id))
-            if len(results) >= FLUSH_ITEMS or time.monotonic() - flushed > FLUSH_SECONDS:
-                _flush(rt, batch_id, chunk, results, lease)
-                flushed = time.monotonic()
+        for start in range(0, len(todo), FLUSH_ITEMS):
+            results, stop = declare_items(
+                rt, batch, upload, todo[start : start + FLUSH_ITEMS], limits, dxp_id
+            )
+            _flush(rt, batch_id, chunk, results, lease)
+            if stop is not None:
+                raise stop
     except (GatewayError, OperationalError):
         # Keep what is done; the relay gives the rest to a worker after a short pause.
-        if results:
-            _flush(rt, batch_id, chunk, results, lease)
         with rt.engine.begin() as conn:
             store.release_chunk(conn, batch_id, chunk, RETRY_SECONDS)
         raise
-    _flush(rt, batch_id, chunk, results, lease)
     with rt.engine.begin() as conn:
         done = store.finish_chunk(conn, batch_id, chunk)
     return f"chunk {chunk}: {len(pending)} item(s) declared or refused" + (

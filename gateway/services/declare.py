@@ -63,19 +63,20 @@ class Accepted:
 def _replay(rt: Runtime, org_id: str, key: str, body_hash: str) -> Accepted | None:
     with rt.engine.connect() as conn:
         found = repo.find_message_by_idempotency_key(conn, org_id, key)
-        if found is None:
-            return None
-        if found["body_hash"] != body_hash:
-            raise IdempotencyKeyReused(
-                "This Idempotency-Key was used before with a different body.",
-                violations=[
-                    Violation(
-                        "/", "idempotency.key_reused", "send the original body, or use a new key"
-                    )
-                ],
-                extra={"message_id": found["id"]},
-            )
-        return _accepted_from_db(conn, found["id"], replayed=True)
+        return None if found is None else replayed(conn, found, body_hash)
+
+
+def replayed(conn: Any, found: Any, body_hash: str) -> Accepted:
+    """The answer to a key used before: the message it made, if the body is the same."""
+    if found["body_hash"] != body_hash:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was used before with a different body.",
+            violations=[
+                Violation("/", "idempotency.key_reused", "send the original body, or use a new key")
+            ],
+            extra={"message_id": found["id"]},
+        )
+    return _accepted_from_db(conn, found["id"], replayed=True)
 
 
 def _accepted_from_db(conn: Any, message_id: str, *, replayed: bool) -> Accepted:
@@ -223,7 +224,7 @@ def _check_business_keys(conn: Any, spec: MessageSpec, docs: list[DocumentKeys])
     return superseded
 
 
-def _sign(rt: Runtime, org_id: str, root: etree._Element) -> tuple[bytes, str]:
+def sign_message(rt: Runtime, org_id: str, root: etree._Element) -> tuple[bytes, str]:
     """Sign a private copy with the org's active key; returns the bytes and a description."""
     key, policy = rt.keys.signer_for(org_id)
     signed = etree.fromstring(etree.tostring(root))
@@ -235,6 +236,54 @@ def _sign(rt: Runtime, org_id: str, root: etree._Element) -> tuple[bytes, str]:
     return (
         etree.tostring(signed, xml_declaration=True, encoding="UTF-8"),
         f"signed {policy.name}, key {key.key_name}",
+    )
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A submission that passed every check needing no database: parsed, schema-valid,
+    business-valid, a declaration (not a receipt)."""
+
+    spec: MessageSpec
+    root: etree._Element
+    elements: list[DocumentElements]
+    docs: list[DocumentKeys]
+    raw: bytes  # the bytes kept: the body, or the XML a JSON body stands for
+    body_hash: str
+    guid: str
+    idempotency_key: str | None
+
+
+def check_submission(
+    rt: Runtime, body: bytes, content_type: str, idempotency_key: str | None = None
+) -> Checked:
+    """Parse and validate a submission, or raise a GatewayError saying what is wrong."""
+    fmt = body_format(content_type)
+    checked = check_body(body, fmt, rt.limits)
+    root, spec = checked.root, checked.spec
+    if spec.kind != "declaration":
+        raise UnknownMessageType(
+            f"{spec.type} is a receipt, not a declaration; authorities send receipts to "
+            "/api/v1/receipts.",
+            violations=[
+                Violation(
+                    f"/{spec.root}",
+                    "message.not_a_declaration",
+                    f"{spec.type} ({spec.title}) cannot be declared",
+                )
+            ],
+        )
+    checked.raise_if_invalid()
+    raw = body if fmt == "xml" else etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+    return Checked(
+        spec,
+        root,
+        checked.elements,
+        checked.documents,
+        raw,
+        hashlib.sha256(body).hexdigest(),
+        message_guid(root),
+        idempotency_key,
     )
 
 
@@ -250,45 +299,17 @@ def declare(
 ) -> Accepted:
     """Accept one CEB message (1..100 documents), or raise a GatewayError saying why not.
     The audit trail records ``action`` by ``actor`` (the organisation, by default)."""
-    fmt = body_format(content_type)
+    body_format(content_type)  # an unsupported media type says so before any lookup
     body_hash = hashlib.sha256(body).hexdigest()
     if idempotency_key:
         replay = _replay(rt, org_id, idempotency_key, body_hash)
         if replay is not None:
             return replay
-    checked = check_body(body, fmt, rt.limits)
-    root, spec, docs = checked.root, checked.spec, checked.documents
-    if spec.kind != "declaration":
-        raise UnknownMessageType(
-            f"{spec.type} is a receipt, not a declaration; authorities send receipts to "
-            "/api/v1/receipts.",
-            violations=[
-                Violation(
-                    f"/{spec.root}",
-                    "message.not_a_declaration",
-                    f"{spec.type} ({spec.title}) cannot be declared",
-                )
-            ],
-        )
-    checked.raise_if_invalid()
-    prematch(rt, spec, checked.elements)
-    signed, signed_by = _sign(rt, org_id, root)
-    guid = message_guid(root)
+    checked = check_submission(rt, body, content_type, idempotency_key)
+    prematch(rt, checked.spec, checked.elements)
+    signature = sign_message(rt, org_id, checked.root)
     try:
-        raw = body if fmt == "xml" else etree.tostring(root, xml_declaration=True, encoding="UTF-8")
-        return _store(
-            rt,
-            org_id,
-            spec,
-            (root, checked.elements),
-            raw,
-            body_hash,
-            (signed, signed_by),
-            guid,
-            docs,
-            idempotency_key,
-            (actor or Actor("org", org_id), action),
-        )
+        return _store(rt, org_id, checked, signature, (actor or Actor("org", org_id), action))
     except (DuplicateDeclaration, IntegrityError) as exc:
         # A twin with the same Idempotency-Key committed after our first look (between it
         # and our transaction: a DuplicateDeclaration; during it: an IntegrityError, found
@@ -300,13 +321,13 @@ def declare(
             raise
         # Another submission won the race: answer as the loser of a duplicate would.
         with rt.engine.connect() as conn:
-            _check_not_declared(conn, spec, guid, docs)
-            _check_business_keys(conn, spec, docs)
+            _check_not_declared(conn, checked.spec, checked.guid, checked.docs)
+            _check_business_keys(conn, checked.spec, checked.docs)
         raise
 
 
 @dataclass
-class _Plan:
+class Plan:
     """Everything one accepted message writes, built before the transaction opens."""
 
     message_id: str
@@ -329,19 +350,23 @@ def _event(declaration_id: str, at: Any, kind: str, info: str) -> dict[str, Any]
     )
 
 
-def _plan(
-    rt: Runtime,
-    org_id: str,
-    spec: MessageSpec,
-    elements: list[DocumentElements],
-    docs: list[DocumentKeys],
-    signed_by: str,
-) -> _Plan:
+def logistics_numbers(rt: Runtime, checked: Checked) -> list[str]:
+    """The consignments whose arrival the plan needs to know (none if no port is routed)."""
+    if not rt.rules.needs_port(checked.spec.type):
+        return []
+    return [d.logistics_no for d in checked.docs if d.logistics_no]
+
+
+def plan_writes(
+    rt: Runtime, org_id: str, checked: Checked, signed_by: str, arrived: dict[str, Any]
+) -> Plan:
+    """The rows of an accepted message (and its signed port manifest); ``arrived`` holds
+    the port's arrival times of its consignments (see logistics_numbers)."""
+    spec, elements, docs = checked.spec, checked.elements, checked.docs
     at = repo.now()
-    plan = _Plan(new_id("msg"), [], [], [], [], [])
+    plan = Plan(new_id("msg"), [], [], [], [], [])
     views = {d.position: d.view for d in elements}
     port = rt.rules.needs_port(spec.type)
-    arrived = _arrivals(rt, [d.logistics_no for d in docs if d.logistics_no]) if port else {}
     authorities: list[str] = []
     for doc in docs:
         view = views[doc.position]
@@ -440,7 +465,9 @@ def _plan(
     return plan
 
 
-def _arrivals(rt: Runtime, logistics_nos: list[str]) -> dict[str, Any]:
+def arrivals(rt: Runtime, logistics_nos: list[str]) -> dict[str, Any]:
+    if not logistics_nos:
+        return {}
     with rt.engine.connect() as conn:
         return repo.arrivals_of(conn, logistics_nos)
 
@@ -467,74 +494,115 @@ def _signed_manifest(
     return rt.sign_as_gateway(build_manifest(port_code, consignments))
 
 
-def _store(
-    rt: Runtime,
-    org_id: str,
-    spec: MessageSpec,
-    parsed: tuple[etree._Element, list[DocumentElements]],
-    body: bytes,
-    body_hash: str,
-    signature: tuple[bytes, str],
-    guid: str,
-    docs: list[DocumentKeys],
-    idempotency_key: str | None,
-    audited: tuple[Actor, str],
-) -> Accepted:
-    signed, signed_by = signature
-    root, elements = parsed
-    plan = _plan(rt, org_id, spec, elements, docs, signed_by)
-    at = plan.declarations[0]["created_at"] if plan.declarations else repo.now()
-    with rt.engine.begin() as conn:
-        _check_not_declared(conn, spec, guid, docs)
-        superseded = _check_business_keys(conn, spec, docs)
-        check_quota(rt, conn, spec.root, spec.document or "", plan.quota, at)
-        # Supersede first: the partial unique index allows one open declaration per key.
-        for old_id in superseded:
-            repo.update_declaration(conn, old_id, status=DeclarationStatus.CANCELLED.value)
-            repo.insert_events(
-                conn,
-                [
-                    dict(
-                        declaration_id=old_id,
-                        at=at,
-                        kind="superseded",
-                        source="gateway",
-                        status="cancelled",
-                        info=f"replaced by a change in message {plan.message_id}",
-                    )
-                ],
+@dataclass(frozen=True)
+class Stored:
+    """One message as written: its checks passed in this transaction."""
+
+    org_id: str
+    checked: Checked
+    signed: bytes
+    plan: Plan
+    audited: tuple[Actor, str]
+    superseded: tuple[str, ...] = ()
+
+
+def write_accepted(conn: Any, items: list[Stored]) -> None:
+    """Write accepted messages, many at once (one statement per table, whatever their
+    number), after their checks passed in the same transaction."""
+    if not items:
+        return
+    repo.insert_messages(
+        conn,
+        [
+            dict(
+                id=s.plan.message_id,
+                org_id=s.org_id,
+                type=s.checked.spec.type,
+                guid=s.checked.guid,
+                version=s.checked.root.get("version", ""),
+                idempotency_key=s.checked.idempotency_key,
+                body_hash=s.checked.body_hash,
+                raw_xml=s.checked.raw,
+                signed_xml=s.signed,
             )
-        repo.insert_message(
-            conn,
-            id=plan.message_id,
-            org_id=org_id,
-            type=spec.type,
-            guid=guid,
-            version=root.get("version", ""),
-            idempotency_key=idempotency_key,
-            body_hash=body_hash,
-            raw_xml=body,
-            signed_xml=signed,
-        )
-        repo.insert_declarations(conn, plan.declarations)
-        insert_parties(conn, plan.declarations)  # who may see them: one executemany
-        repo.insert_authority_statuses(conn, plan.statuses)
-        repo.insert_declaration_numbers(conn, plan.numbers)
-        repo.insert_events(conn, plan.events)
-        repo.insert_dispatches(conn, plan.dispatches)
-        audit.record(
-            conn,
-            *audited,
-            [plan.message_id, *(d["id"] for d in plan.declarations), *superseded],
-            {"type": spec.type, "documents": len(plan.declarations), "guid": guid},
-        )
-    rt.ring([r["id"] for r in plan.dispatches])
+            for s in items
+        ],
+    )
+    declarations = [d for s in items for d in s.plan.declarations]
+    repo.insert_declarations(conn, declarations)
+    insert_parties(conn, declarations)  # who may see them
+    repo.insert_authority_statuses(conn, [r for s in items for r in s.plan.statuses])
+    repo.insert_declaration_numbers(conn, [r for s in items for r in s.plan.numbers])
+    repo.insert_events(conn, [r for s in items for r in s.plan.events])
+    repo.insert_dispatches(conn, [r for s in items for r in s.plan.dispatches])
+    audit.record_many(
+        conn,
+        [
+            audit.Record(
+                *s.audited,
+                (s.plan.message_id, *(d["id"] for d in s.plan.declarations), *s.superseded),
+                {
+                    "type": s.checked.spec.type,
+                    "documents": len(s.plan.declarations),
+                    "guid": s.checked.guid,
+                },
+            )
+            for s in items
+        ],
+    )
+
+
+def accepted(stored: Stored) -> Accepted:
+    plan = stored.plan
     return Accepted(
         plan.message_id,
-        spec.type,
-        guid,
+        stored.checked.spec.type,
+        stored.checked.guid,
         [
             DeclarationRef(r["id"], r["position"], r["doc_guid"], r["status"])
             for r in plan.declarations
         ],
     )
+
+
+def _supersede(conn: Any, superseded: dict[str, str], message_id: str, at: Any) -> None:
+    """Cancel the declarations a change replaces (first: the partial unique index allows
+    one open declaration per business key)."""
+    for old_id in superseded:
+        repo.update_declaration(conn, old_id, status=DeclarationStatus.CANCELLED.value)
+        repo.insert_events(
+            conn,
+            [
+                dict(
+                    declaration_id=old_id,
+                    at=at,
+                    kind="superseded",
+                    source="gateway",
+                    status="cancelled",
+                    info=f"replaced by a change in message {message_id}",
+                )
+            ],
+        )
+
+
+def _store(
+    rt: Runtime,
+    org_id: str,
+    checked: Checked,
+    signature: tuple[bytes, str],
+    audited: tuple[Actor, str],
+) -> Accepted:
+    signed, signed_by = signature
+    spec, docs = checked.spec, checked.docs
+    arrived = arrivals(rt, logistics_numbers(rt, checked))
+    plan = plan_writes(rt, org_id, checked, signed_by, arrived)
+    at = plan.declarations[0]["created_at"] if plan.declarations else repo.now()
+    with rt.engine.begin() as conn:
+        _check_not_declared(conn, spec, checked.guid, docs)
+        superseded = _check_business_keys(conn, spec, docs)
+        check_quota(rt, conn, spec.root, spec.document or "", plan.quota, at)
+        _supersede(conn, superseded, plan.message_id, at)
+        stored = Stored(org_id, checked, signed, plan, audited, tuple(superseded))
+        write_accepted(conn, [stored])
+    rt.ring([r["id"] for r in plan.dispatches])
+    return accepted(stored)

@@ -1,5 +1,5 @@
-"""The hot path reads by index: no statement of declaring, delivering or applying receipts
-scans a table that grows with traffic. A scan costs nothing in a small test database and
+"""The hot path reads by index: no statement of declaring (one by one or in bulk),
+delivering or applying receipts scans a table that grows with traffic. A scan costs nothing in a small test database and
 dominates a busy one (every receipt once read the whole outbox, signed payloads included),
 so it is caught here by SQLite's own query plans, not by timing."""
 
@@ -10,7 +10,9 @@ from typing import Any
 
 from sqlalchemy import event
 
+from gateway.examples import fresh_ceb621
 from gateway.persistence import repository as repo
+from gateway.services.declare_many import Submission, declare_many
 from gateway.services.deliver import deliver
 from gateway.services.receipts import record_receipts
 from gateway.services.runtime import Runtime
@@ -77,6 +79,9 @@ def test_declaring_delivering_and_applying_receipts_never_scan_a_growing_table(
         assert dispatches
         for dispatch_id in dispatches:  # no authority listens here: a retry is recorded
             assert deliver(runtime, dispatch_id).result == "retry"
+        # A bulk upload's lot: its screen and writes, and a lot run again (replays).
+        lot = [Submission(fresh_ceb621(), "application/xml", f"plan-{n}") for n in range(3)]
+        assert declare_many(runtime, org_id, lot) and declare_many(runtime, org_id, lot)
         codes = [(guid, code) for code in ("2", "120", "800") for _, guid in docs]
         outcome = record_receipts(runtime, _packed(settings, codes))
         assert outcome.applied == 9
