@@ -317,7 +317,7 @@ def _apply_to_declaration(
         updates["invt_no"] = numbers["invtNo"]
     if updates:
         repo.update_declaration(conn, decl["id"], **updates)
-        decl = repo.get_declaration(conn, decl["id"])
+        decl = {**decl, **updates}
     status = decl["status"]
     label = f"receipt {code} ({describe_code(code)})"
     extra = ", ".join(f"{k} {v}" for k, v in numbers.items())
@@ -329,6 +329,7 @@ def _apply_to_declaration(
         repo.update_authority_status(
             conn, decl["id"], authority, phase=int(phase), code=code, info=info[:2000]
         )
+        rows[authority] = {**rows[authority], "phase": int(phase)}
         record_inspection(conn, decl["id"], Authority(authority), current, phase, code, info, at)
         outcome.applied += 1
     # The receipt's event first, then what it caused (inspection, release).
@@ -352,7 +353,14 @@ def _apply_to_declaration(
         if accepted_now and phase not in (Phase.REJECTED, Phase.RETURNED):
             end_referenced(conn, decl, at)  # an accepted cancellation or return
             record_milestone(conn, decl, at)  # an accepted export arrival or departure
-        new_status = refresh_status(conn, rt, decl, source=authority, at=at, ring=ring)
+        # The row and phases are current: read in this transaction, under its write lock
+        # (CEB900's targets are not locked on PostgreSQL: refresh_status reads them again).
+        phases = None
+        if spec.type != FORMAT_ERROR:
+            phases = {Authority(a): Phase(r["phase"]) for a, r in rows.items()}
+        new_status = refresh_status(
+            conn, rt, decl, source=authority, at=at, ring=ring, current_phases=phases
+        )
         if new_status != status:
             repo.insert_events(
                 conn,

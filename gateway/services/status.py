@@ -23,19 +23,31 @@ from schemas.registry import CEB_NS
 
 
 def refresh_status(
-    conn: Any, rt: Runtime, declaration: Any, *, source: str, at: Any, ring: list[str]
+    conn: Any,
+    rt: Runtime,
+    declaration: Any,
+    *,
+    source: str,
+    at: Any,
+    ring: list[str],
+    current_phases: dict[Authority, Phase] | None = None,
 ) -> str:
     """Derive, check and store the status; an illegal change is recorded as an event only.
     Dispatch ids to enqueue after the commit are appended to ``ring``.
 
     The declaration is read again here, inside the caller's transaction and after its first
     write: a row read earlier may predate a concurrent change (an arrival committed while a
-    receipt was being applied), and deciding on it could miss the release."""
-    declaration = repo.get_declaration(conn, declaration["id"]) or declaration
-    phases = {
-        Authority(r["authority"]): Phase(r["phase"])
-        for r in repo.authority_rows(conn, declaration["id"])
-    }
+    receipt was being applied), and deciding on it could miss the release. A caller that
+    read the row and its authority phases under this transaction's lock, and kept them up
+    to date with its own writes, passes ``current_phases`` and saves the two reads."""
+    if current_phases is None:
+        declaration = repo.get_declaration(conn, declaration["id"]) or declaration
+        phases = {
+            Authority(r["authority"]): Phase(r["phase"])
+            for r in repo.authority_rows(conn, declaration["id"])
+        }
+    else:
+        phases = current_phases
     states = repo.dispatch_states(conn, declaration["message_id"])
     all_sent = bool(states) and all(s == "sent" for s in states.values())
     current = DeclarationStatus(declaration["status"])
