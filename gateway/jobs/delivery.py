@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextvars
 import logging
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 from rq import get_current_job
 from sqlalchemy.exc import SQLAlchemyError
@@ -13,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway.bootstrap import runtime
 from gateway.logs import bound
 from gateway.persistence import repository as repo
-from gateway.services.deliver import DeliveryOutcome, deliver
+from gateway.services.deliver import DeliveryOutcome, deliver, deliver_many
 from gateway.services.runtime import Runtime
 from gateway.settings import Settings, load_settings
 
@@ -40,21 +38,9 @@ def _request_id() -> str | None:
 def deliver_all(
     rt: Runtime, dispatch_ids: Sequence[str], concurrency: int = 1
 ) -> list[DeliveryOutcome]:
-    """Deliver the dispatches, up to ``concurrency`` at once, each under its own claim
-    (``deliver`` logs each outcome); the outcomes in the order of ``dispatch_ids``.
-
-    A delivery is mostly a wait for the authority's answer, so one after the other a job of
-    twenty took twenty round trips. Each thread runs in a copy of the job's context (its
-    request id reaches the log lines). Failures are the dispatch's own (retry, failed);
-    anything else is raised once every thread has finished."""
-    if concurrency <= 1 or len(dispatch_ids) <= 1:
-        return [deliver(rt, dispatch_id) for dispatch_id in dispatch_ids]
-    with ThreadPoolExecutor(min(concurrency, len(dispatch_ids)), "deliver") as pool:
-        futures = [
-            pool.submit(contextvars.copy_context().run, deliver, rt, dispatch_id)
-            for dispatch_id in dispatch_ids
-        ]
-    return [f.result() for f in futures]  # the pool's exit waited for every thread
+    """Deliver the dispatches, up to ``concurrency`` at once (``deliver_many``: claimed
+    together, sent in parallel, recorded together; each logs its outcome)."""
+    return deliver_many(rt, dispatch_ids, concurrency)
 
 
 def warm_worker(settings: Settings) -> Runtime:

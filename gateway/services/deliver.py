@@ -1,4 +1,4 @@
-"""Deliver one dispatch (a signed message to one authority): claim, send, record.
+"""Deliver dispatches (signed messages to authorities): claim, send, record.
 
 At-least-once transport, exactly-once effect: the claim is a conditional UPDATE with a lease,
 the same stored signed bytes go out under the same dispatch id on every attempt, and only the
@@ -7,15 +7,21 @@ attempt that holds the claim may record the outcome.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import random
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from gateway.domain.errors import RetryableAuthorityError, TerminalAuthorityError
 from gateway.logs import bind, bound, current_request_id
 from gateway.persistence import repository as repo
+from gateway.persistence.outages import open_notices
 from gateway.services.outages import hold_for_outage
 from gateway.services.runtime import Runtime
 from gateway.services.status import refresh_status
@@ -38,11 +44,51 @@ def backoff(rt: Runtime, attempt: int) -> float:
     return random.uniform(ceiling / 2, ceiling)
 
 
+@dataclass(frozen=True)
+class _Claim:
+    """A dispatch taken for one attempt: what to send, and the log context it runs in."""
+
+    dispatch: Any
+    attempt: int
+    payload: bytes
+    msg_type: str
+    sender_id: str
+    context: contextvars.Context
+
+
+@dataclass(frozen=True)
+class _Sent:
+    claim: _Claim
+    at: Any  # when the authority answered (the timeline's time, not when it was recorded)
+    error: str | None = None
+    retry: bool = False
+
+
 def deliver(rt: Runtime, dispatch_id: str) -> DeliveryOutcome:
     """Send the dispatch if it is ours to send; safe to run twice or concurrently. Its log
     lines carry the dispatch id and the request that caused it."""
-    with bound(dispatch_id=dispatch_id):
-        outcome = _deliver(rt, dispatch_id)
+    return deliver_many(rt, [dispatch_id])[0]
+
+
+def deliver_many(
+    rt: Runtime, dispatch_ids: Sequence[str], concurrency: int = 1
+) -> list[DeliveryOutcome]:
+    """Deliver the dispatches, up to ``concurrency`` at once; the outcomes in the order of
+    ``dispatch_ids``. Each is claimed for its own attempt, but the claims are taken in one
+    transaction and the results recorded in one more: on SQLite's single writer, two
+    commits per dispatch were most of a delivery's cost. A failure is the dispatch's own
+    (retry, failed); if the results cannot be recorded together, each is recorded alone."""
+    outcomes: dict[str, DeliveryOutcome] = {}
+    contexts: dict[str, contextvars.Context] = {}
+    claims = _claim_all(rt, dispatch_ids, outcomes, contexts)
+    _record_all(rt, _send_all(rt, claims, concurrency), outcomes)
+    for dispatch_id, context in contexts.items():
+        context.run(_log, dispatch_id, outcomes[dispatch_id])
+    return [outcomes[d] for d in dispatch_ids]
+
+
+def _log(dispatch_id: str, outcome: DeliveryOutcome) -> None:
+    with bound(dispatch_id=dispatch_id):  # bound already, unless it was not found
         log.info(
             "dispatch %s: %s (attempt %s)%s",
             dispatch_id,
@@ -50,42 +96,108 @@ def deliver(rt: Runtime, dispatch_id: str) -> DeliveryOutcome:
             outcome.attempt,
             f": {outcome.error}" if outcome.error else "",
         )
-        return outcome
 
 
-def _deliver(rt: Runtime, dispatch_id: str) -> DeliveryOutcome:
+def _claim_all(
+    rt: Runtime,
+    dispatch_ids: Sequence[str],
+    outcomes: dict[str, DeliveryOutcome],
+    contexts: dict[str, contextvars.Context],
+) -> list[_Claim]:
+    """Claim every dispatch in one transaction; each gets its own log context."""
     at = repo.now()
+    claims: list[_Claim] = []
     with rt.engine.begin() as conn:
-        dispatch = repo.get_dispatch(conn, dispatch_id)
-        if dispatch is None:
-            return DeliveryOutcome(dispatch_id, "skipped")
-        # The outer ``bound`` resets the context, so this bind needs no unbind of its own.
-        bind(
-            request_id=current_request_id() or dispatch["request_id"],
-            declaration_id=dispatch["declaration_id"],
-            message_id=dispatch["message_id"],
-        )
-        if hold_for_outage(conn, dispatch, at) is not None:
-            return DeliveryOutcome(dispatch_id, "held")  # no attempt: it goes out at the end
-        attempt = repo.claim_dispatch(conn, dispatch_id, at, timedelta(seconds=rt.lease_seconds))
-        if attempt is None:
-            return DeliveryOutcome(dispatch_id, "skipped")
+        notices = open_notices(conn, at)
+        for dispatch_id in dict.fromkeys(dispatch_ids):
+            context = contexts[dispatch_id] = contextvars.copy_context()
+            taken = context.run(_claim, rt, conn, dispatch_id, at, notices, context)
+            if isinstance(taken, DeliveryOutcome):
+                outcomes[dispatch_id] = taken
+            else:
+                claims.append(taken)
+    return claims
+
+
+def _claim(
+    rt: Runtime,
+    conn: Any,
+    dispatch_id: str,
+    at: Any,
+    notices: Any,
+    context: contextvars.Context,
+) -> _Claim | DeliveryOutcome:
+    """Take one dispatch (inside ``context``: the ids bound here stay in it)."""
+    dispatch = repo.get_dispatch(conn, dispatch_id)
+    if dispatch is None:
+        return DeliveryOutcome(dispatch_id, "skipped")
+    bind(
+        dispatch_id=dispatch_id,
+        request_id=current_request_id() or dispatch["request_id"],
+        declaration_id=dispatch["declaration_id"],
+        message_id=dispatch["message_id"],
+    )
+    if hold_for_outage(conn, dispatch, at, notices) is not None:
+        return DeliveryOutcome(dispatch_id, "held")  # no attempt: it goes out at the end
+    attempt = repo.claim_dispatch(conn, dispatch_id, at, timedelta(seconds=rt.lease_seconds))
+    if attempt is None:
+        return DeliveryOutcome(dispatch_id, "skipped")
+    own = dispatch["kind"] == "declaration"
+    if own:
         message = repo.get_message(conn, dispatch["message_id"])
         assert message is not None
-        own = dispatch["kind"] == "declaration"
-        sender_id = repo.org_dxp_id(conn, message["org_id"]) if own else rt.gateway_dxp_id
-    payload = message["signed_xml"] if own else dispatch["payload"]
-    msg_type = message["type"] if own else dispatch["msg_type"]
+        payload, msg_type = message["signed_xml"], message["type"]
+        sender_id = repo.org_dxp_id(conn, message["org_id"])
+    else:
+        payload, msg_type, sender_id = dispatch["payload"], dispatch["msg_type"], rt.gateway_dxp_id
+    return _Claim(dispatch, attempt, payload, msg_type, sender_id, context)
+
+
+def _send(rt: Runtime, claim: _Claim) -> _Sent:
+    d = claim.dispatch
     try:
-        rt.clients[dispatch["authority"]].send(dispatch_id, msg_type, payload, sender_id)
+        rt.clients[d["authority"]].send(d["id"], claim.msg_type, claim.payload, claim.sender_id)
     except RetryableAuthorityError as exc:
-        _record_failure(rt, dispatch, attempt, str(exc), retry=True)
-        return DeliveryOutcome(dispatch_id, "retry", attempt, str(exc))
+        return _Sent(claim, repo.now(), str(exc), retry=True)
     except TerminalAuthorityError as exc:
-        _record_failure(rt, dispatch, attempt, str(exc), retry=False)
-        return DeliveryOutcome(dispatch_id, "failed", attempt, str(exc))
-    _record_sent(rt, dispatch, attempt)
-    return DeliveryOutcome(dispatch_id, "sent", attempt)
+        return _Sent(claim, repo.now(), str(exc), retry=False)
+    return _Sent(claim, repo.now())
+
+
+def _send_all(rt: Runtime, claims: list[_Claim], concurrency: int) -> list[_Sent]:
+    """A delivery is mostly a wait for the authority's answer: up to ``concurrency`` wait
+    at once, each in its dispatch's log context."""
+    if concurrency <= 1 or len(claims) <= 1:
+        return [c.context.run(_send, rt, c) for c in claims]
+    with ThreadPoolExecutor(min(concurrency, len(claims)), "deliver") as pool:
+        futures = [pool.submit(c.context.copy().run, _send, rt, c) for c in claims]
+    return [f.result() for f in futures]  # the pool's exit waited for every thread
+
+
+def _record_all(rt: Runtime, sent: list[_Sent], outcomes: dict[str, DeliveryOutcome]) -> None:
+    if not sent:
+        return
+    ring: list[str] = []
+    try:
+        with rt.engine.begin() as conn:
+            for s in sent:
+                outcomes[s.claim.dispatch["id"]] = s.claim.context.run(_record, rt, conn, s, ring)
+    except SQLAlchemyError:
+        log.warning("recording %d delivery results together failed; one by one", len(sent))
+        ring = []
+        for s in sent:
+            with rt.engine.begin() as conn:
+                outcomes[s.claim.dispatch["id"]] = s.claim.context.run(_record, rt, conn, s, ring)
+    rt.ring(ring)
+
+
+def _record(rt: Runtime, conn: Any, sent: _Sent, ring: list[str]) -> DeliveryOutcome:
+    d, attempt = sent.claim.dispatch, sent.claim.attempt
+    if sent.error is None:
+        _record_sent(conn, rt, d, attempt, ring, sent.at)
+        return DeliveryOutcome(d["id"], "sent", attempt)
+    _record_failure(conn, rt, d, attempt, sent.error, retry=sent.retry, at=sent.at)
+    return DeliveryOutcome(d["id"], "retry" if sent.retry else "failed", attempt, sent.error)
 
 
 def _targets(conn: Any, dispatch: Any) -> list[Any]:
@@ -96,46 +208,43 @@ def _targets(conn: Any, dispatch: Any) -> list[Any]:
     return repo.declarations_of_message(conn, dispatch["message_id"])
 
 
-def _record_sent(rt: Runtime, dispatch: Any, attempt: int) -> None:
-    at = repo.now()
-    ring: list[str] = []
+def _record_sent(
+    conn: Any, rt: Runtime, dispatch: Any, attempt: int, ring: list[str], at: Any
+) -> None:
     what = KIND_TEXT.get(dispatch["kind"], dispatch["kind"])
-    with rt.engine.begin() as conn:
-        if not repo.finish_attempt(
+    if not repo.finish_attempt(
+        conn,
+        dispatch["id"],
+        attempt,
+        state="sent",
+        sent_at=at,
+        lease_until=None,
+        last_error=None,
+    ):
+        return
+    for decl in _targets(conn, dispatch):
+        status = decl["status"]
+        if dispatch["kind"] == "declaration":
+            status = refresh_status(conn, rt, decl, source=dispatch["authority"], at=at, ring=ring)
+        repo.insert_events(
             conn,
-            dispatch["id"],
-            attempt,
-            state="sent",
-            sent_at=at,
-            lease_until=None,
-            last_error=None,
-        ):
-            return
-        for decl in _targets(conn, dispatch):
-            status = decl["status"]
-            if dispatch["kind"] == "declaration":
-                status = refresh_status(
-                    conn, rt, decl, source=dispatch["authority"], at=at, ring=ring
+            [
+                dict(
+                    declaration_id=decl["id"],
+                    at=at,
+                    kind=f"{what}_sent" if what != "message" else "sent",
+                    source=dispatch["authority"],
+                    status=status,
+                    info=f"{what} sent to {dispatch['authority']} (attempt {attempt}, "
+                    f"dispatch {dispatch['id']})",
                 )
-            repo.insert_events(
-                conn,
-                [
-                    dict(
-                        declaration_id=decl["id"],
-                        at=at,
-                        kind=f"{what}_sent" if what != "message" else "sent",
-                        source=dispatch["authority"],
-                        status=status,
-                        info=f"{what} sent to {dispatch['authority']} (attempt {attempt}, "
-                        f"dispatch {dispatch['id']})",
-                    )
-                ],
-            )
-    rt.ring(ring)
+            ],
+        )
 
 
-def _record_failure(rt: Runtime, dispatch: Any, attempt: int, error: str, *, retry: bool) -> None:
-    at = repo.now()
+def _record_failure(
+    conn: Any, rt: Runtime, dispatch: Any, attempt: int, error: str, *, retry: bool, at: Any
+) -> None:
     delay = backoff(rt, attempt)
     values = (
         dict(state="pending", next_attempt_at=at + timedelta(seconds=delay))
@@ -144,35 +253,34 @@ def _record_failure(rt: Runtime, dispatch: Any, attempt: int, error: str, *, ret
     )
     own = dispatch["kind"] == "declaration"
     what = KIND_TEXT.get(dispatch["kind"], dispatch["kind"])
-    with rt.engine.begin() as conn:
-        if not repo.finish_attempt(
-            conn, dispatch["id"], attempt, lease_until=None, last_error=error[:1000], **values
-        ):
-            return
-        for decl in _targets(conn, dispatch):
-            status = decl["status"]
-            if retry:
-                kind = "send_retry"
-                info = (
-                    f"{dispatch['authority']} not reached with the {what} (attempt "
-                    f"{attempt}): {error}; retrying in {delay:.1f} s"
-                )
-            else:
-                kind = "send_failed"
-                info = f"{dispatch['authority']} refused the {what}: {error}"
-                if own and status not in ("rejected", "cancelled"):
-                    status = "rejected"  # the authority will never see this declaration
-                    repo.update_declaration(conn, decl["id"], status=status)
-            repo.insert_events(
-                conn,
-                [
-                    dict(
-                        declaration_id=decl["id"],
-                        at=at,
-                        kind=kind,
-                        source=dispatch["authority"],
-                        status=status,
-                        info=info[:2000],
-                    )
-                ],
+    if not repo.finish_attempt(
+        conn, dispatch["id"], attempt, lease_until=None, last_error=error[:1000], **values
+    ):
+        return
+    for decl in _targets(conn, dispatch):
+        status = decl["status"]
+        if retry:
+            kind = "send_retry"
+            info = (
+                f"{dispatch['authority']} not reached with the {what} (attempt "
+                f"{attempt}): {error}; retrying in {delay:.1f} s"
             )
+        else:
+            kind = "send_failed"
+            info = f"{dispatch['authority']} refused the {what}: {error}"
+            if own and status not in ("rejected", "cancelled"):
+                status = "rejected"  # the authority will never see this declaration
+                repo.update_declaration(conn, decl["id"], status=status)
+        repo.insert_events(
+            conn,
+            [
+                dict(
+                    declaration_id=decl["id"],
+                    at=at,
+                    kind=kind,
+                    source=dispatch["authority"],
+                    status=status,
+                    info=info[:2000],
+                )
+            ],
+        )

@@ -85,10 +85,15 @@ def _iso(at: datetime) -> str:
     return at.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def hold_for_outage(conn: Connection, dispatch: Any, at: datetime) -> datetime | None:
+def hold_for_outage(
+    conn: Connection, dispatch: Any, at: datetime, notices: list[OutageNotice] | None = None
+) -> datetime | None:
     """If ``dispatch``'s authority is in a planned outage at ``at``: make it wait for the end
-    (once, with a timeline event) and return the end; else None (send it now)."""
-    until = hold_until(store.open_notices(conn, at), dispatch["authority"], at)
+    (once, with a timeline event) and return the end; else None (send it now). ``notices``:
+    the open notices, when the caller read them already for several dispatches."""
+    if notices is None:
+        notices = store.open_notices(conn, at)
+    until = hold_until(notices, dispatch["authority"], at)
     if until is not None and store.hold_dispatch(conn, dispatch["id"], until, at):
         _record_hold(conn, dispatch, until, at)
     return until

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from rq import Queue
 from rq.serializers import JSONSerializer
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from gateway.bootstrap import enqueue_deliveries, redis_connection
 from gateway.examples import fresh_ceb621
@@ -128,3 +128,27 @@ def test_a_jobs_dispatches_are_on_the_wire_at_once_and_answered_in_order(
     assert [o.dispatch_id for o in outcomes] == ids
     assert [o.result for o in outcomes] == ["retry", "retry", "skipped", "retry"]
     assert gate.most == 3  # the three it could claim, at once
+
+
+def test_a_job_claims_in_one_commit_and_records_its_results_in_one_more(
+    runtime: Runtime, org_id: str
+):
+    for _ in range(4):
+        declare(runtime, org_id, fresh_ceb621(), "application/xml")
+    ids = _dispatch_ids(runtime)
+    commits: list[object] = []
+
+    def count(conn: object) -> None:
+        commits.append(conn)
+
+    event.listen(runtime.engine, "commit", count)
+    try:  # nothing listens at the customs URL: every attempt is a retry, recorded
+        outcomes = deliver_all(runtime, ids, concurrency=4)
+    finally:
+        event.remove(runtime.engine, "commit", count)
+    assert [o.result for o in outcomes] == ["retry"] * 4
+    assert len(commits) == 2  # was two per dispatch: a claim and a result
+    with runtime.engine.connect() as conn:
+        rows = conn.execute(select(t.dispatches.c.state, t.dispatches.c.attempts)).all()
+        retries = conn.execute(select(t.events.c.kind).where(t.events.c.kind == "send_retry"))
+        assert sorted(rows) == [("pending", 1)] * 4 and len(retries.all()) == 4
