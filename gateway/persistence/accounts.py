@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 
 from gateway.persistence import tables as t
@@ -50,24 +50,24 @@ def update_org(conn: Connection, org_id: str, **values: Any) -> None:
         set_org_codes(conn, org_id, values["codes"])
 
 
+# Every API request runs it: built once (building a statement costs more than running it).
+_PRINCIPAL = (
+    select(
+        _k.c.id.label("key_id"),
+        _k.c.role,
+        _k.c.last_used_at,
+        _o.c.id.label("org_id"),
+        _o.c.name.label("org_name"),
+        _o.c.codes,
+    )
+    .join(_o, _k.c.org_id == _o.c.id)
+    .where(_k.c.key_hash == bindparam("b_hash"), _k.c.revoked_at.is_(None))
+)
+
+
 def find_principal_row(conn: Connection, key_hash: str) -> RowMapping | None:
     """The live key with this hash, its role and its organisation (id, name, codes)."""
-    return (
-        conn.execute(
-            select(
-                _k.c.id.label("key_id"),
-                _k.c.role,
-                _k.c.last_used_at,
-                _o.c.id.label("org_id"),
-                _o.c.name.label("org_name"),
-                _o.c.codes,
-            )
-            .join(_o, _k.c.org_id == _o.c.id)
-            .where(_k.c.key_hash == key_hash, _k.c.revoked_at.is_(None))
-        )
-        .mappings()
-        .first()
-    )
+    return conn.execute(_PRINCIPAL, {"b_hash": key_hash}).mappings().first()
 
 
 def insert_key(

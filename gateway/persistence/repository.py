@@ -110,16 +110,16 @@ def key_hash_exists(conn: Connection, key_hash: str) -> bool:
 # --- messages and declarations ------------------------------------------------------------
 
 
+_MESSAGE_BY_IDEMPOTENCY_KEY = select(
+    t.messages.c.id, t.messages.c.body_hash, t.messages.c.type
+).where(
+    t.messages.c.org_id == bindparam("b_org"), t.messages.c.idempotency_key == bindparam("b_key")
+)
+
+
 def find_message_by_idempotency_key(conn: Connection, org_id: str, key: str) -> RowMapping | None:
-    return (
-        conn.execute(
-            select(t.messages.c.id, t.messages.c.body_hash, t.messages.c.type).where(
-                t.messages.c.org_id == org_id, t.messages.c.idempotency_key == key
-            )
-        )
-        .mappings()
-        .first()
-    )
+    params = {"b_org": org_id, "b_key": key}
+    return conn.execute(_MESSAGE_BY_IDEMPOTENCY_KEY, params).mappings().first()
 
 
 # The accept path's lookups, built once (see _GET_DECLARATION below for why).
@@ -203,14 +203,15 @@ def max_phase(conn: Connection, declaration_id: str) -> int:
     return int(value or 0)
 
 
+_DECLARATIONS_OF_MESSAGE = (
+    select(t.declarations)
+    .where(t.declarations.c.message_id == bindparam("b_id"))
+    .order_by(t.declarations.c.position)
+)
+
+
 def declarations_of_message(conn: Connection, message_id: str) -> list[RowMapping]:
-    return list(
-        conn.execute(
-            select(t.declarations)
-            .where(t.declarations.c.message_id == message_id)
-            .order_by(t.declarations.c.position)
-        ).mappings()
-    )
+    return list(conn.execute(_DECLARATIONS_OF_MESSAGE, {"b_id": message_id}).mappings())
 
 
 _INSERT_MESSAGE = insert(t.messages)
@@ -421,9 +422,12 @@ def count_by_status(
     return {r[0]: int(r[1]) for r in conn.execute(stmt)}
 
 
+_GET_MESSAGE = select(t.messages).where(t.messages.c.id == bindparam("b_id"))
+
+
 def get_message(conn: Connection, message_id: str) -> dict[str, Any] | None:
     """A message with its raw and signed XML opened: the exact bytes that were stored."""
-    row = conn.execute(select(t.messages).where(t.messages.c.id == message_id)).mappings().first()
+    row = conn.execute(_GET_MESSAGE, {"b_id": message_id}).mappings().first()
     if row is None:
         return None
     out = dict(row)
@@ -479,36 +483,36 @@ def postpone_dispatches(conn: Connection, ids: Iterable[str], until: datetime) -
         )
 
 
+# One statement: the conditional update answers with the attempt it made (RETURNING).
+_CLAIM_DISPATCH = (
+    update(t.dispatches)
+    .where(
+        t.dispatches.c.id == bindparam("b_id"),
+        or_(
+            t.dispatches.c.state == "pending",
+            and_(t.dispatches.c.state == "sending", t.dispatches.c.lease_until < bindparam("b_at")),
+        ),
+    )
+    .values(state="sending", lease_until=bindparam("b_until"), attempts=t.dispatches.c.attempts + 1)
+    .returning(t.dispatches.c.attempts)
+)
+
+
 def claim_dispatch(
     conn: Connection, dispatch_id: str, at: datetime, lease: timedelta
 ) -> int | None:
     """Take the dispatch for one attempt; returns the attempt number, or None if not ours."""
-    result = conn.execute(
-        update(t.dispatches)
-        .where(
-            t.dispatches.c.id == dispatch_id,
-            or_(
-                t.dispatches.c.state == "pending",
-                and_(t.dispatches.c.state == "sending", t.dispatches.c.lease_until < at),
-            ),
-        )
-        .values(state="sending", lease_until=at + lease, attempts=t.dispatches.c.attempts + 1)
-    )
-    if result.rowcount != 1:
-        return None
-    return int(
-        conn.execute(
-            select(t.dispatches.c.attempts).where(t.dispatches.c.id == dispatch_id)
-        ).scalar_one()
-    )
+    attempts = conn.execute(
+        _CLAIM_DISPATCH, {"b_id": dispatch_id, "b_at": at, "b_until": at + lease}
+    ).scalar()
+    return None if attempts is None else int(attempts)
+
+
+_GET_DISPATCH = select(t.dispatches).where(t.dispatches.c.id == bindparam("b_id"))
 
 
 def get_dispatch(conn: Connection, dispatch_id: str) -> RowMapping | None:
-    return (
-        conn.execute(select(t.dispatches).where(t.dispatches.c.id == dispatch_id))
-        .mappings()
-        .first()
-    )
+    return conn.execute(_GET_DISPATCH, {"b_id": dispatch_id}).mappings().first()
 
 
 def finish_attempt(conn: Connection, dispatch_id: str, attempt: int, **values: Any) -> bool:
