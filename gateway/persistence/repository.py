@@ -215,6 +215,21 @@ def declarations_of_message(conn: Connection, message_id: str) -> list[RowMappin
 
 
 _INSERT_MESSAGE = insert(t.messages)
+# Inserts of the hot paths, built once; each runs with its rows as parameters.
+_INSERT = {
+    table.name: insert(table)
+    for table in (
+        t.declarations,
+        t.declaration_numbers,
+        t.authority_statuses,
+        t.events,
+        t.dispatches,
+        t.receipts,
+        t.port_events,
+        t.joint_inspections,
+        t.quota_ledger,
+    )
+}
 
 
 def insert_messages(conn: Connection, rows: list[dict[str, Any]]) -> None:
@@ -238,18 +253,18 @@ def insert_messages(conn: Connection, rows: list[dict[str, Any]]) -> None:
 
 def insert_declarations(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
-        conn.execute(insert(t.declarations), rows)
+        conn.execute(_INSERT["declarations"], rows)
 
 
 def insert_declaration_numbers(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """The in-document numbers (payTransactionId, barCode) a trace looks up."""
     if rows:
-        conn.execute(insert(t.declaration_numbers), rows)
+        conn.execute(_INSERT["declaration_numbers"], rows)
 
 
 def insert_authority_statuses(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
-        conn.execute(insert(t.authority_statuses), rows)
+        conn.execute(_INSERT["authority_statuses"], rows)
 
 
 def _redacted(values: dict[str, Any], field: str) -> dict[str, Any]:
@@ -260,7 +275,7 @@ def _redacted(values: dict[str, Any], field: str) -> dict[str, Any]:
 
 def insert_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
-        conn.execute(insert(t.events), [_redacted(r, "info") for r in rows])
+        conn.execute(_INSERT["events"], [_redacted(r, "info") for r in rows])
 
 
 # The hot path's statements are built once, with bind parameters: building a statement
@@ -453,7 +468,8 @@ def insert_dispatches(conn: Connection, rows: list[dict[str, Any]]) -> None:
     remembers the request that caused it (the log context), so its delivery logs say so."""
     if rows:
         caused_by = {"request_id": current_request_id()}
-        conn.execute(insert(t.dispatches), [{**_DISPATCH_DEFAULTS, **caused_by, **r} for r in rows])
+        rows = [{**_DISPATCH_DEFAULTS, **caused_by, **r} for r in rows]
+        conn.execute(_INSERT["dispatches"], rows)
 
 
 def due_dispatch_ids(conn: Connection, at: datetime, limit: int) -> list[str]:
@@ -553,7 +569,7 @@ def receipt_seen(conn: Connection, fingerprint: str) -> bool:
 
 def insert_receipt(conn: Connection, **values: Any) -> None:
     """Store a receipt entry; the message it came in is kept once (keep_inbound)."""
-    conn.execute(insert(t.receipts).values(received_at=now(), **values))
+    conn.execute(_INSERT["receipts"], {"received_at": now(), **values})
 
 
 def inbound_digest(raw: bytes) -> str:
@@ -571,11 +587,20 @@ def inbound_settled(conn: Connection, raw: bytes) -> bool:
     return conn.execute(_INBOUND_SETTLED, {"b_digest": inbound_digest(raw)}).first() is not None
 
 
+_SETTLE_INBOUND = (
+    update(t.inbound_messages)
+    .where(t.inbound_messages.c.digest == bindparam("b_digest"))
+    .values(settled=True)
+)
+_KEEP_INBOUND = {
+    "sqlite": sqlite_dml.insert(t.inbound_messages).on_conflict_do_nothing(),
+    "postgresql": postgresql_dml.insert(t.inbound_messages).on_conflict_do_nothing(),
+}
+
+
 def settle_inbound(conn: Connection, digest: str) -> None:
     """Mark a kept message applied whole: the same bytes again are answered at once."""
-    conn.execute(
-        update(t.inbound_messages).where(t.inbound_messages.c.digest == digest).values(settled=True)
-    )
+    conn.execute(_SETTLE_INBOUND, {"b_digest": digest})
 
 
 def keep_inbound(conn: Connection, authority: str, message_type: str, raw: bytes) -> str:
@@ -591,9 +616,8 @@ def keep_inbound(conn: Connection, authority: str, message_type: str, raw: bytes
         settled=False,
     )
     dialect = conn.dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        module = sqlite_dml if dialect == "sqlite" else postgresql_dml
-        conn.execute(module.insert(t.inbound_messages).values(**values).on_conflict_do_nothing())
+    if dialect in _KEEP_INBOUND:
+        conn.execute(_KEEP_INBOUND[dialect], values)
     elif (
         conn.execute(
             select(t.inbound_messages.c.digest).where(t.inbound_messages.c.digest == digest)
@@ -624,7 +648,7 @@ def port_event_seen(conn: Connection, fingerprint: str) -> bool:
 
 
 def insert_port_event(conn: Connection, **values: Any) -> None:
-    conn.execute(insert(t.port_events).values(received_at=now(), **values))
+    conn.execute(_INSERT["port_events"], {"received_at": now(), **values})
 
 
 def open_declarations_by_logistics_no(
@@ -660,7 +684,7 @@ def joint_inspection_of(conn: Connection, declaration_id: str) -> RowMapping | N
 
 
 def insert_joint_inspection(conn: Connection, **values: Any) -> None:
-    conn.execute(insert(t.joint_inspections).values(**values))
+    conn.execute(_INSERT["joint_inspections"], values)
 
 
 def update_joint_inspection(conn: Connection, declaration_id: str, **values: Any) -> None:
@@ -706,4 +730,4 @@ def quota_entry_exists(conn: Connection, declaration_id: str, kind: str) -> bool
 
 
 def insert_quota_entry(conn: Connection, **values: Any) -> None:
-    conn.execute(insert(t.quota_ledger).values(**values))
+    conn.execute(_INSERT["quota_ledger"], values)
