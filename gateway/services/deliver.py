@@ -74,16 +74,21 @@ def deliver_many(
     rt: Runtime, dispatch_ids: Sequence[str], concurrency: int = 1
 ) -> list[DeliveryOutcome]:
     """Deliver the dispatches, up to ``concurrency`` at once; the outcomes in the order of
-    ``dispatch_ids``. Each is claimed for its own attempt, but the claims are taken in one
-    transaction and the results recorded in one more: on SQLite's single writer, two
-    commits per dispatch were most of a delivery's cost. A failure is the dispatch's own
-    (retry, failed); if the results cannot be recorded together, each is recorded alone."""
+    ``dispatch_ids``. Each is claimed for its own attempt, but a wave of ``concurrency`` is
+    claimed in one transaction and its results recorded in one more: on SQLite's single
+    writer, two commits per dispatch were most of a delivery's cost. Waves, not the whole
+    job at once, so no claim waits behind more sends than its own wave's (its lease runs
+    meanwhile). A failure is the dispatch's own (retry, failed); if a wave's results
+    cannot be recorded together, each is recorded alone."""
     outcomes: dict[str, DeliveryOutcome] = {}
-    contexts: dict[str, contextvars.Context] = {}
-    claims = _claim_all(rt, dispatch_ids, outcomes, contexts)
-    _record_all(rt, _send_all(rt, claims, concurrency), outcomes)
-    for dispatch_id, context in contexts.items():
-        context.run(_log, dispatch_id, outcomes[dispatch_id])
+    unique = list(dict.fromkeys(dispatch_ids))
+    wave = max(1, concurrency)
+    for start in range(0, len(unique), wave):
+        contexts: dict[str, contextvars.Context] = {}
+        claims = _claim_all(rt, unique[start : start + wave], outcomes, contexts)
+        _record_all(rt, _send_all(rt, claims, concurrency), outcomes)
+        for dispatch_id, context in contexts.items():
+            context.run(_log, dispatch_id, outcomes[dispatch_id])
     return [outcomes[d] for d in dispatch_ids]
 
 
@@ -109,7 +114,7 @@ def _claim_all(
     claims: list[_Claim] = []
     with rt.engine.begin() as conn:
         notices = open_notices(conn, at)
-        for dispatch_id in dict.fromkeys(dispatch_ids):
+        for dispatch_id in dispatch_ids:
             context = contexts[dispatch_id] = contextvars.copy_context()
             taken = context.run(_claim, rt, conn, dispatch_id, at, notices, context)
             if isinstance(taken, DeliveryOutcome):
