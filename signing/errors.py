@@ -8,7 +8,8 @@ One exception class, `SignatureError`; its `code` is one of:
 - signature.wrapping: a structure that could make us verify one thing and read another: more
   than one Signature, Signature not the last child of the root, Reference URI not "", more
   than one Reference, transforms other than enveloped-signature (+ C14N 1.0), ds:Object,
-  ds:RetrievalMethod.
+  ds:RetrievalMethod, a comment splitting the text of an element (C14N drops it, so a reader
+  that stops at the comment sees another value than the one signed).
 - signature.algorithm: canonicalization, signature or digest method unknown or not allowed by
   the policy.
 - signature.key_mismatch: the SignatureMethod needs another key type than the certificate (or
@@ -18,6 +19,8 @@ One exception class, `SignatureError`; its `code` is one of:
 - signature.unregistered: the certificate is trusted, but its key is not one registered for
   the sender (verify_enveloped's `registered_keys`).
 - signature.expired: the certificate (or its CA) is not valid at the verification time.
+- signature.revoked: the certificate (or its CA) is trusted, but its serial is on the trust
+  store's revocation list.
 - signature.invalid: SignatureValue does not verify over SignedInfo with the certificate key.
 - signature.digest_mismatch: SignedInfo is authentic but the message content was changed.
 """
@@ -33,6 +36,7 @@ INVALID = "signature.invalid"
 CERTIFICATE = "signature.certificate"
 UNTRUSTED = "signature.untrusted"
 EXPIRED = "signature.expired"
+REVOKED = "signature.revoked"
 UNREGISTERED = "signature.unregistered"
 KEY_MISMATCH = "signature.key_mismatch"
 
@@ -47,6 +51,7 @@ CODES: frozenset[str] = frozenset(
         CERTIFICATE,
         UNTRUSTED,
         EXPIRED,
+        REVOKED,
         UNREGISTERED,
         KEY_MISMATCH,
     }

@@ -24,7 +24,15 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
 from signing import sm2
-from signing.errors import ALGORITHM, CERTIFICATE, EXPIRED, KEY_MISMATCH, UNTRUSTED, SignatureError
+from signing.errors import (
+    ALGORITHM,
+    CERTIFICATE,
+    EXPIRED,
+    KEY_MISMATCH,
+    REVOKED,
+    UNTRUSTED,
+    SignatureError,
+)
 from signing.policy import (
     ECDSA_SHA1_URI,
     ECDSA_SHA256_URI,
@@ -340,11 +348,42 @@ def _describe(cert: x509.Certificate) -> str:
     return f"certificate {cert.subject.rfc4514_string()!r} (serial {serial_hex(cert)})"
 
 
-class TrustStore:
-    """Certificates we accept as signers directly, or as CAs issuing signer certificates."""
+def parse_serial(text: str) -> int:
+    """A certificate serial as people write it: hex as KeyName writes it ("0a1b"), with an
+    optional 0x prefix or colons ("0A:1B", as openssl prints it)."""
+    compact = text.strip().lower().removeprefix("0x").replace(":", "")
+    if not compact or any(c not in "0123456789abcdef" for c in compact):
+        raise ValueError(f"not a hexadecimal certificate serial: {text!r}")
+    return int(compact, 16)
 
-    def __init__(self, certificates: Iterable[x509.Certificate] = ()) -> None:
+
+def load_revoked_serials(path: str | os.PathLike[str]) -> frozenset[int]:
+    """Revoked certificate serials from a file: one hex serial a line; blank lines and
+    anything after '#' are ignored. A line that is not a serial fails loudly (a typo must
+    not silently un-revoke a certificate)."""
+    serials: set[int] = set()
+    for number, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        entry = line.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        try:
+            serials.add(parse_serial(entry))
+        except ValueError as exc:
+            raise ValueError(f"{path}:{number}: {exc}") from None
+    return frozenset(serials)
+
+
+class TrustStore:
+    """Certificates we accept as signers directly, or as CAs issuing signer certificates;
+    `revoked_serials` are refused even when trusted (an anchor's or a CA's too)."""
+
+    def __init__(
+        self,
+        certificates: Iterable[x509.Certificate] = (),
+        revoked_serials: Iterable[int] = (),
+    ) -> None:
         self._certificates = list(certificates)
+        self._revoked = frozenset(revoked_serials)
         self._exact = {c.public_bytes(serialization.Encoding.DER) for c in self._certificates}
         self._cas: dict[bytes, list[x509.Certificate]] = {}
         for cert in self._certificates:
@@ -356,9 +395,19 @@ class TrustStore:
         """The anchors, for diagnostics."""
         return list(self._certificates)
 
+    @property
+    def revoked_serials(self) -> frozenset[int]:
+        """The revoked serials, for diagnostics."""
+        return self._revoked
+
     @classmethod
-    def from_pem_files(cls, paths: Iterable[str | os.PathLike[str]]) -> TrustStore:
-        """Load every certificate from the given PEM files (a file may hold several)."""
+    def from_pem_files(
+        cls,
+        paths: Iterable[str | os.PathLike[str]],
+        revoked: str | os.PathLike[str] | None = None,
+    ) -> TrustStore:
+        """Load every certificate from the given PEM files (a file may hold several), and
+        the revoked serials from `revoked` (see load_revoked_serials) when given."""
         certs: list[x509.Certificate] = []
         for path in paths:
             data = Path(path).read_bytes()
@@ -366,7 +415,7 @@ class TrustStore:
                 certs.extend(x509.load_pem_x509_certificates(data))
             except ValueError as exc:
                 raise ValueError(f"no usable certificate in {path}: {exc}") from exc
-        return cls(certs)
+        return cls(certs, load_revoked_serials(revoked) if revoked is not None else ())
 
     @classmethod
     def from_directory(cls, directory: str | os.PathLike[str]) -> TrustStore:
@@ -380,11 +429,14 @@ class TrustStore:
         at = at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
         if cert.public_bytes(serialization.Encoding.DER) in self._exact:
             self._check_validity(cert, at)
+            self._check_revocation(cert)
             return
         for ca in self._cas.get(cert.issuer.public_bytes(), []):
             if _issued_by(cert, ca):
                 self._check_validity(ca, at)
                 self._check_validity(cert, at)
+                self._check_revocation(ca)
+                self._check_revocation(cert)
                 return
         raise SignatureError(
             UNTRUSTED,
@@ -402,3 +454,10 @@ class TrustStore:
                 f"(valid {cert.not_valid_before_utc.isoformat()} to "
                 f"{cert.not_valid_after_utc.isoformat()})",
             )
+
+    def _check_revocation(self, cert: x509.Certificate) -> None:
+        """Raise signature.revoked when the certificate's serial is on the revocation list
+        (checked only once the certificate is known to be genuine, so that an impostor with
+        a revoked serial is still told it is untrusted)."""
+        if cert.serial_number in self._revoked:
+            raise SignatureError(REVOKED, f"{_describe(cert)} is revoked")

@@ -354,6 +354,24 @@ def _locate_signature(root: etree._Element) -> etree._Element:
     return signature
 
 
+def _reject_split_text(root: etree._Element) -> None:
+    """No comment (or PI) with text on either side inside an element: C14N drops it, so the
+    digest holds while a reader that stops at the comment (lxml's .text, a DOM's firstChild)
+    reads another value than the one signed (e.g. returnStatus "1<!---->00" reads "1")."""
+    for node in root.iter(etree.Comment, etree.ProcessingInstruction):
+        parent = node.getparent()
+        if parent is None:
+            continue
+        previous = node.getprevious()
+        before = parent.text if previous is None else previous.tail
+        if (before or "").strip() or (node.tail or "").strip():
+            raise SignatureError(
+                WRAPPING,
+                f"a comment or processing instruction splits the text of "
+                f"{etree.QName(parent).localname}; what is read could differ from what is signed",
+            )
+
+
 def _expect_children(parent: etree._Element, expected: list[str]) -> dict[str, etree._Element]:
     """Element children must be exactly the `expected` ds: elements, in order."""
     children = _elements(parent)
@@ -645,6 +663,7 @@ def verify_enveloped(
     _require_document_element(root)
     work = copy.deepcopy(root.getroottree()).getroot()  # private copy: we detach and annotate
     signature = _locate_signature(work)
+    _reject_split_text(work)
     parsed = _parse_signature(signature)
     cert = _parse_certificate(parsed.cert_b64)
     _check_signature_method(parsed.signature_method, cert, policy)

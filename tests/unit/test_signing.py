@@ -250,12 +250,17 @@ def test_round_trip_in_memory_and_pretty_printed(alice: Identity, trust: TrustSt
 
 
 def test_verified_root_is_what_was_digested(signed: bytes, trust: TrustStore) -> None:
-    """Comments are outside the digest, so they must not be able to truncate a value we read."""
+    """Comments are outside the digest, so they must not be able to truncate a value we read:
+    one that splits a text is refused (the stored message would read "1" to a naive reader),
+    one between elements is harmless and absent from the verified root."""
     tampered = signed.replace(b"1000.00</ceb:totalPrice>", b"1<!-- -->000.00</ceb:totalPrice>")
     root = _reparse(tampered)
     assert root.findtext(".//ceb:totalPrice", namespaces=NS) == "1"  # the naive view
-    result = verify_enveloped(root, trust)
+    _expect("signature.wrapping", root, trust)
+    between = signed.replace(b"<ceb:gnum>", b"<!-- line 1 --><ceb:gnum>")
+    result = verify_enveloped(_reparse(between), trust)
     assert result.root.findtext(".//ceb:totalPrice", namespaces=NS) == "1000.00"
+    assert not result.root.xpath("//comment()")
 
 
 def test_official_style_namespaces_and_xml_lang(alice: Identity, trust: TrustStore) -> None:
