@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-fast prove lint fmt clean system-deps bench
+.PHONY: help run test test-fast prove soak lint fmt clean system-deps bench
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -46,6 +46,10 @@ prove: $(VENV)/.dev-installed system-deps ## The proof matrix T1-T10 at full sca
 	GATEWAY_PROVE=1 GATEWAY_REPORT=reliability-report.json $(PY) -m pytest -v \
 	  $$($(PY) -m tests.proof files); status=$$?; \
 	  $(PY) -m tests.proof readme reliability-report.json; exit $$status
+
+SOAK_SECONDS ?= 7200
+soak: $(VENV)/.dev-installed system-deps ## The soak: hours of load, a fault a minute, nothing creeps (SOAK_SECONDS=7200): soak-report.json
+	GATEWAY_SOAK_SECONDS=$(SOAK_SECONDS) $(PY) -m pytest -s -q tests/faults/test_soak.py
 
 test-fast: $(VENV)/.dev-installed ## Unit tests only
 	$(PY) -m pytest tests/unit

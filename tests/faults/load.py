@@ -51,6 +51,10 @@ class Load:
     status_counts: Counter[int | str] = field(default_factory=Counter)
     replays: int = 0
     twin_pairs: int = 0
+    # (monotonic time answered, seconds the answering attempt took) of every accepted
+    # submission: the soak compares the service time at the start and the end (retries
+    # while a fault lasts are the fault's, not the service's).
+    latencies: list[tuple[float, float]] = field(default_factory=list)
     done: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -66,6 +70,7 @@ class Load:
         """One submission until it is answered (bounded); the JSON of a 200/202."""
         deadline = time.monotonic() + self.deadline_seconds
         while time.monotonic() < deadline:
+            started = time.monotonic()
             try:
                 resp = client.post(
                     "/api/v1/declarations",
@@ -81,6 +86,9 @@ class Load:
                 self.status_counts[resp.status_code] += 1
             sub.answers.append(resp.status_code)
             if resp.status_code in (200, 202):
+                answered = time.monotonic()
+                with self._lock:
+                    self.latencies.append((answered, answered - started))
                 return dict(resp.json())
             if resp.status_code in RETRYABLE:
                 time.sleep(0.2)
