@@ -54,4 +54,7 @@ def create_app(
     from gateway.api import ratelimit
 
     ratelimit.init_app(app, settings)  # after the blueprints: it limits some by name
+    from gateway.api import mtls
+
+    mtls.init_app(app, settings)  # after the limiter: a refused caller is still counted
     return app

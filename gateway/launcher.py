@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from gateway.persistence.database import get_engine
 from gateway.provisioning import ensure_demo_org, ensure_keys, init_db
 from gateway.services.keyring import expiring_keys
 from gateway.settings import PROJECT_ROOT, Settings
+from gateway.tls_listener import TlsSettingsError, tls_listener
 
 
 def redis_server_binary() -> str:
@@ -143,6 +145,35 @@ def metrics_env(settings: Settings) -> dict[str, str]:
     return {"PROMETHEUS_MULTIPROC_DIR": str(directory)}
 
 
+def gunicorn_argv(python: str, *listener: str) -> list[str]:
+    """gunicorn serving the app as `make run` does (2 workers x 4 threads), on ``listener``
+    (its --bind, and for the TLS listener its certificate options)."""
+    return [
+        python,
+        "-m",
+        "gunicorn",
+        "--workers",
+        "2",
+        "--threads",
+        "4",
+        *listener,
+        "--graceful-timeout",
+        "5",
+        "--log-level",
+        "warning",
+        "wsgi:app",
+    ]
+
+
+def _tcp_open(host: str, port: int) -> bool:
+    """The TLS listener accepts connections (an HTTPS probe would need a client certificate)."""
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
 def _http_ok(url: str) -> bool:
     try:
         return httpx.get(url, timeout=1.0).status_code == 200
@@ -164,6 +195,12 @@ def run(settings: Settings) -> int:
             f"{info.days_left} days ({info.not_after:%Y-%m-%d}); rotate it "
             "(python -m gateway keys rotate / keys import)"
         )
+    try:
+        tls = tls_listener(settings)  # a partial TLS configuration stops the start here
+    except TlsSettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    tls_line = f"\n  mutual TLS {tls.url}   (client certificates of {tls.client_ca})" if tls else ""
     sup = Supervisor(settings)
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -178,31 +215,19 @@ def run(settings: Settings) -> int:
     try:
         sup.start_redis()
         sup.start("sandbox", [py, "-m", "gateway", "sandbox"])
+        metrics = metrics_env(settings)  # once: both listeners count into the same files
         sup.start(
-            "gateway",
-            [
-                py,
-                "-m",
-                "gunicorn",
-                "--workers",
-                "2",
-                "--threads",
-                "4",
-                "--bind",
-                f"{settings.host}:{settings.port}",
-                "--graceful-timeout",
-                "5",
-                "--log-level",
-                "warning",
-                "wsgi:app",
-            ],
-            env=metrics_env(settings),
+            "gateway", gunicorn_argv(py, "--bind", f"{settings.host}:{settings.port}"), env=metrics
         )
+        if tls is not None:
+            sup.start("gateway-tls", gunicorn_argv(py, *tls.gunicorn_options()), env=metrics)
         sup.start("relay", [py, "-m", "gateway", "relay"])
         for n in range(max(1, settings.workers)):
             sup.start(f"worker-{n + 1}", [py, "-m", "gateway", "worker"])
         sup.wait_until(lambda: _http_ok(sandbox + "/healthz"), "sandbox")
         sup.wait_until(lambda: _http_ok(base + "/healthz"), "gateway")
+        if tls is not None:
+            sup.wait_until(lambda: _tcp_open(tls.host, tls.port), "gateway TLS listener")
         # Bulk uploads get their own workers, so a long batch never holds up deliveries;
         # started last, so they do not slow the others' start on a small machine.
         for n in range(max(1, settings.batch_workers)):
@@ -212,7 +237,7 @@ def run(settings: Settings) -> int:
             )
         print(
             f"""
-  gateway    {base}   (health: {base}/healthz)
+  gateway    {base}   (health: {base}/healthz){tls_line}
   dashboard  {base}/dashboard/   (sign in with the API key below)
   sandbox    {sandbox}   (customs: {settings.customs_endpoint})
   redis      {settings.redis_url}

@@ -106,6 +106,15 @@ class Settings:
     delivery_concurrency: int = 8
     # How long the relay holds rung dispatches for a fuller job while the workers are busy.
     doorbell_hold: float = 0.25
+    # Mutual TLS for the port and the authorities (gateway/tls_listener.py): a second
+    # listener on tls_port, served with tls_cert/tls_key, that admits only clients whose
+    # certificate tls_client_ca signed; the *_mtls_required switches make it the only way in.
+    tls_port: int = 8443
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+    port_mtls_required: bool = False
+    authority_mtls_required: bool = False
 
     @property
     def data_path(self) -> Path:

@@ -46,15 +46,19 @@ MATRIX = (
         "tests/unit/test_parsing.py", "tests/integration/test_no_5xx.py",
         "tests/integration/test_hostile_entry_points.py")),
     Row("T4", "signature wrapping and policy, ours and xmlsec1",
-        ("tests/unit/test_signing.py", "tests/unit/test_signing_interop.py")),
+        ("tests/unit/test_signing.py", "tests/unit/test_signing_interop.py",
+         "tests/unit/test_signing_revocation.py",
+         "tests/integration/test_signature_wrapping.py")),
     Row("T5", "fuzzing (atheris)", ("tests/fuzz/test_fuzz.py",)),
     Row("T6", "schemathesis on the served OpenAPI",
         ("tests/integration/test_schemathesis.py", "tests/integration/test_openapi.py")),
     Row("T7", "cross-tenant matrix",
         ("tests/integration/test_access.py", "tests/integration/test_access_postgres.py")),
-    Row("T8", "authentication: API keys, webhook signatures, rate limits",
-        ("tests/integration/test_accounts.py", "tests/integration/test_rate_limits.py",
-         "tests/integration/test_webhooks.py")),
+    Row("T8", "authentication: API keys, port mTLS, webhook signatures, rate limits",
+        ("tests/integration/test_accounts.py", "tests/e2e/test_port_mtls.py",
+         "tests/unit/test_mtls.py", "tests/integration/test_webhooks.py",
+         "tests/integration/test_rate_limits.py", "tests/unit/test_refusals.py",
+         "tests/integration/test_tenant_fairness.py")),
     Row("T9", "personal-data leak scan",
         ("tests/e2e/test_personal_data_leak.py", "tests/integration/test_personal_data.py")),
     Row("T10", "audit hash chain: writers and tampering",
@@ -183,7 +187,38 @@ def _t3_summary(facts: list[dict[str, Any]]) -> str:
     )
 
 
-SUMMARIES = {"T1": _t1_summary, "T3": _t3_summary, "T5": _t5_summary}
+def _t4_summary(facts: list[dict[str, Any]]) -> str:
+    """Per message: the named cases refused, fetches, what reached the database."""
+    return "; ".join(
+        f"{f.get('message')}: {f.get('refused')} of {f.get('cases')} wrapping and policy cases "
+        f"refused at {f.get('endpoint')}, fetches {f.get('fetches')}, tampered values stored "
+        f"{f.get('tampered_in_database')} (xmlsec1 asked {f.get('xmlsec1_asked')}, valid to it "
+        f"but refused by policy {f.get('xmlsec1_valid_we_refuse')})"
+        for f in facts
+        if "cases" in f
+    )
+
+
+def _t8_summary(facts: list[dict[str, Any]]) -> str:
+    """The flood: what was refused, and the other tenants' p95 with and without it."""
+    return "; ".join(
+        f"one tenant at 3x {f.get('limit_per_second')}/s for {f.get('flood_seconds'):g} s: "
+        f"{f.get('flood_429')} of {f.get('flood_sent')} refused 429; the others refused "
+        f"{f.get('others_refused')}, p95 {f.get('others_p95_ms_without_flood')} ms without, "
+        f"{f.get('others_p95_ms_with_flood')} ms with it (x{f.get('p95_ratio')}, "
+        f"bound x{f.get('p95_ratio_bound')})"
+        for f in facts
+        if "flood_sent" in f
+    )
+
+
+SUMMARIES = {
+    "T1": _t1_summary,
+    "T3": _t3_summary,
+    "T4": _t4_summary,
+    "T5": _t5_summary,
+    "T8": _t8_summary,
+}
 
 
 def table(report: dict[str, Any]) -> str:

@@ -118,6 +118,11 @@ BATCH_UPLOAD = {
 }
 
 
+# The signed endpoints: a refused message (400), and with mutual TLS no client certificate
+# (401) or another's (403): gateway/api/mtls.py.
+SIGNED_ERRORS = ("400", "401", "403")
+
+
 def _op(
     summary: str,
     ok: str,
@@ -299,15 +304,20 @@ def document() -> dict[str, Any]:
             },
             "/api/v1/receipts": {
                 "post": _op(
-                    "An authority delivers a signed receipt",
+                    "An authority delivers a signed receipt (401/403: mutual TLS, when required)",
                     "200",
                     auth=False,
                     body=SIGNED_ENVELOPE,
+                    errors=SIGNED_ERRORS,
                 )
             },
             "/api/v1/port/events": {
                 "post": _op(
-                    "The port's signed arrival or gate-out", "200", auth=False, body=SIGNED_ENVELOPE
+                    "The port's signed arrival or gate-out (401/403: mutual TLS, when required)",
+                    "200",
+                    auth=False,
+                    body=SIGNED_ENVELOPE,
+                    errors=SIGNED_ERRORS,
                 )
             },
             **_batch_paths(),

@@ -6,21 +6,26 @@ named by the key's hash (the key itself never reaches Redis); callers without a 
 counted by client address. The authorities' receipts and the port's events, signed rather
 than keyed, have a separate (higher) limit per sending address. If Redis goes away,
 counting continues in memory and Redis is retried with backoff; a limiter failure never
-fails a request.
+fails a request. A caller the limiter has refused is refused again, until its window ends,
+before the limiter runs (gateway/api/refusals.py): a flood costs little more than its
+allowance, so it does not slow the other tenants down.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 from flask import Flask, Response, request
 from flask_limiter import ApplicationLimit, Limiter
 from flask_limiter.errors import RateLimitExceeded
 from limits import parse_many
 
+from gateway.api import instrument
 from gateway.api.auth import hash_key
 from gateway.api.problems import problem
+from gateway.api.refusals import Refusals
 from gateway.settings import Settings
 
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -45,16 +50,14 @@ def _signed() -> bool:
     return request.blueprint in SIGNED_BLUEPRINTS
 
 
-def _too_many(limiter: Limiter, exc: RateLimitExceeded) -> Response:
+def _bucket() -> str:
+    """Whose budget this request draws on: a signed endpoint's sending address, or the
+    application limit's caller (the same identities the limiter counts under)."""
+    return ("signed|" + _client()) if _signed() else ("app|" + _caller())
+
+
+def _answer_429(limit: str, retry_after: int) -> Response:
     """429 problem details with Retry-After: the seconds until the window resets."""
-    retry_after = 1
-    current = limiter.current_limit
-    try:
-        if current is not None:
-            retry_after = max(1, math.ceil(current.window[0] - time.time()))
-    except Exception:  # the window could not be read: a safe small hint
-        retry_after = 1
-    limit = str(exc.limit.limit)
     who = "address" if _signed() or not request.headers.get("Authorization") else "API key"
     resp = problem(
         429,
@@ -66,6 +69,40 @@ def _too_many(limiter: Limiter, exc: RateLimitExceeded) -> Response:
     )
     resp.headers["Retry-After"] = str(retry_after)
     return resp
+
+
+def _too_many(limiter: Limiter, refusals: Refusals, exc: RateLimitExceeded) -> Response:
+    """The limiter refused this request: answer it, and remember the caller is over its
+    limit until the window ends (read once per window and process)."""
+    limit = str(exc.limit.limit)
+    bucket = _bucket()
+    ends = refusals.window_end(bucket, time.time())
+    current = limiter.current_limit
+    try:
+        if ends is None and current is not None:
+            ends = float(current.window[0])
+            refusals.remember(bucket, limit, ends, time.time())
+    except Exception:  # the window could not be read: a safe small hint, nothing kept
+        ends = None
+    return _answer_429(limit, _seconds_until(ends))
+
+
+def _seconds_until(ends: float | None) -> int:
+    """Retry-After: whole seconds to the window's end, at least 1 (read after the end was,
+    so a window of N seconds never says more than N)."""
+    return max(1, math.ceil(ends - time.time())) if ends is not None else 1
+
+
+def _refuse_known(refusals: Refusals) -> Callable[[], Response | None]:
+    """A caller already refused in this window is refused again before the limiter runs."""
+
+    def refuse() -> Response | None:
+        if request.path in EXEMPT_PATHS:
+            return None
+        known = refusals.current(_bucket(), time.time())
+        return None if known is None else _answer_429(known.limit, _seconds_until(known.ends))
+
+    return refuse
 
 
 def check(value: str, name: str) -> str:
@@ -104,6 +141,10 @@ def init_app(app: Flask, settings: Settings) -> Limiter | None:
         for name in SIGNED_BLUEPRINTS:
             shared(app.blueprints[name])
     limiter.init_app(app)
-    app.register_error_handler(RateLimitExceeded, lambda exc: _too_many(limiter, exc))
+    refusals = Refusals()
+    hooks = app.before_request_funcs.setdefault(None, [])
+    ours = sum(1 for hook in hooks if getattr(hook, "__module__", "") == instrument.__name__)
+    hooks.insert(ours, _refuse_known(refusals))  # after the request id and timer, then first
+    app.register_error_handler(RateLimitExceeded, lambda exc: _too_many(limiter, refusals, exc))
     app.extensions["gateway.limiter"] = limiter
     return limiter

@@ -13,6 +13,7 @@ translated into these at the edge that calls the library; none crosses a port.
         InvalidQuery (422): a bad filter or search parameter
         UnreadableUpload (400), TemplateMismatch (422): bulk uploads
       AuthenticationRequired (401), PermissionDenied (403)
+        ClientCertificateRequired (401), ClientCertificateRefused (403): mutual TLS
       NotFound (404)
       DuplicateDeclaration (409)
       ReceiptRejected (400): a receipt that failed verification or matched nothing
@@ -142,6 +143,22 @@ class PermissionDenied(GatewayError):
     status = 403
     type_slug = "permission-denied"
     title = "Permission denied"
+
+
+class ClientCertificateRequired(AuthenticationRequired):
+    """The endpoint takes only callers with a verified client certificate (mutual TLS), and
+    this request came without one: over plain HTTP, or with TLS ended before the gateway."""
+
+    type_slug = "client-certificate-required"
+    title = "Client certificate required"
+
+
+class ClientCertificateRefused(PermissionDenied):
+    """A verified client certificate, but of someone this endpoint does not take (another
+    authority's or an organisation's): the CA vouches for who it is, not what it may do."""
+
+    type_slug = "client-certificate-refused"
+    title = "Client certificate not allowed here"
 
 
 class NotFound(GatewayError):

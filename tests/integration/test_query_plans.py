@@ -1,7 +1,8 @@
 """The hot path reads by index: no statement of declaring (one by one or in bulk),
-delivering or applying receipts scans a table that grows with traffic. A scan costs nothing in a small test database and
-dominates a busy one (every receipt once read the whole outbox, signed payloads included),
-so it is caught here by SQLite's own query plans, not by timing."""
+delivering or applying receipts scans a table that grows with traffic. A scan costs
+nothing in a small test database and dominates a busy one (every receipt once read the
+whole outbox, signed payloads included), so it is caught here by SQLite's own query plans,
+not by timing."""
 
 from __future__ import annotations
 

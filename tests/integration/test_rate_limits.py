@@ -3,9 +3,11 @@ keys and the probes untouched, receipts on their own limit, and no 5xx when Redi
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import pytest
+import redis
 
 from gateway import create_app
 from gateway.provisioning import ensure_demo_org
@@ -103,3 +105,35 @@ def test_the_openapi_document_describes_403_and_429(settings: Settings):
     assert {"401", "403", "429"} <= set(submit)
     assert "Retry-After" in submit["429"]["headers"]
     assert "429" not in doc["paths"]["/healthz"]["get"]["responses"]
+
+
+def _counted(redis_url: str) -> int:
+    """Hits the store has counted, over every limiter window it holds."""
+    store = redis.Redis.from_url(redis_url)
+    return sum(int(store.get(k) or 0) for k in store.scan_iter("*gateway-rl*"))
+
+
+def test_a_refused_key_is_refused_again_without_asking_the_store(
+    settings: Settings, keys: tuple[str, str]
+):
+    """Once the limiter has refused a key, the rest of its window is refused before the
+    limiter runs: the flood's later requests cost no round trip and count nothing more."""
+    client = create_app(replace(settings, rate_limit="3/minute")).test_client()
+    assert [_get(client, keys[0]).status_code for _ in range(4)] == [200, 200, 200, 429]
+    counted = _counted(settings.redis_url)
+    again = [_get(client, keys[0]) for _ in range(20)]
+    assert {r.status_code for r in again} == {429}
+    assert _counted(settings.redis_url) == counted  # not one more hit reached Redis
+    assert {r.get_json()["limit"] for r in again} == {"3 per 1 minute"}
+    assert all(1 <= int(r.headers["Retry-After"]) <= 60 for r in again)
+    assert all(r.headers.get("X-Request-Id") for r in again)  # answered like any other
+    assert _get(client, keys[1]).status_code == 200  # another key of the same organisation
+    assert client.get("/healthz").status_code == 200
+
+
+def test_a_known_refusal_ends_no_later_than_its_window(settings: Settings, keys: tuple[str, str]):
+    client = create_app(replace(settings, rate_limit="2/second")).test_client()
+    codes = [_get(client, keys[0]).status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+    time.sleep(1.1)  # the one-second window is over: the key is served again at once
+    assert _get(client, keys[0]).status_code == 200
