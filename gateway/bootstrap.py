@@ -134,6 +134,15 @@ def _gateway_signer(settings: Settings) -> Callable[[etree._Element], bytes]:
     return sign
 
 
+def _trust_store(settings: Settings, authority: str) -> TrustStore:
+    """An authority's certificates, and the serials revoked for it when configured."""
+    revoked = getattr(settings, f"{authority}_revoked")
+    return TrustStore.from_pem_files(
+        [settings.path(getattr(settings, f"{authority}_cert"))],
+        revoked=settings.path(revoked) if revoked else None,
+    )
+
+
 def data_key_ring(settings: Settings) -> DataKeyRing:
     """The keys personal data is sealed with: configured, or kept in the data dir."""
     return load_ring(settings.data_keys, settings.data_keys_file)
@@ -163,10 +172,7 @@ def build_runtime(settings: Settings) -> Runtime:
         keys=KeyRing(engine),
         receipt_policy=policy_by_name(settings.receipt_policy),
         clients=_clients(settings),
-        trust={
-            name: TrustStore.from_pem_files([settings.path(getattr(settings, f"{name}_cert"))])
-            for name in AUTHORITIES
-        },
+        trust={name: _trust_store(settings, name) for name in AUTHORITIES},
         senders={getattr(settings, f"{name}_dxp_id"): name for name in AUTHORITIES},
         lease_seconds=settings.lease_seconds,
         doorbell_grace=settings.doorbell_grace,

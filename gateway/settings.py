@@ -115,6 +115,11 @@ class Settings:
     tls_client_ca: str = ""
     port_mtls_required: bool = False
     authority_mtls_required: bool = False
+    # Revoked certificate serials per sender (a file: one hex serial a line, '#' comments);
+    # empty: none revoked.
+    customs_revoked: str = ""
+    inspection_revoked: str = ""
+    port_revoked: str = ""
 
     @property
     def data_path(self) -> Path:

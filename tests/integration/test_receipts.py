@@ -172,3 +172,24 @@ def test_the_same_receipt_delivered_concurrently_is_applied_once(
     assert sum(o.applied for o in outcomes) == 1
     assert sum(o.duplicates for o in outcomes) == 5
     assert _state(runtime, did)[1].count("receipt:120") == 1
+
+
+def test_a_receipt_signed_with_a_revoked_certificate_is_refused_once_it_is_listed(
+    settings: Settings, runtime: Runtime, org_id: str, tmp_path
+):
+    from dataclasses import replace
+
+    from cryptography import x509
+
+    from gateway.bootstrap import build_runtime
+
+    did, guid = _declared(runtime, org_id)
+    cert = x509.load_pem_x509_certificate(settings.path(settings.customs_cert).read_bytes())
+    listed = tmp_path / "customs-revoked.txt"
+    listed.write_text(f"# revoked by customs, 2026-12-01\n{cert.serial_number:x}\n")
+    revoking = replace(build_runtime(replace(settings, customs_revoked=str(listed))), ring=list)
+    with pytest.raises(ReceiptRejected) as err:
+        record_receipts(revoking, _receipt(settings, guid, "800"))
+    assert err.value.violations[0].code == "signature.revoked"
+    assert _state(runtime, did)[0] == "accepted"
+    assert record_receipts(runtime, _receipt(settings, guid, "800")).applied == 1  # unlisted
