@@ -134,13 +134,24 @@ def _gateway_signer(settings: Settings) -> Callable[[etree._Element], bytes]:
     return sign
 
 
-def _trust_store(settings: Settings, authority: str) -> TrustStore:
-    """An authority's certificates, and the serials revoked for it when configured."""
-    revoked = getattr(settings, f"{authority}_revoked")
-    return TrustStore.from_pem_files(
-        [settings.path(getattr(settings, f"{authority}_cert"))],
-        revoked=settings.path(revoked) if revoked else None,
-    )
+class TrustSettingsError(ValueError):
+    """An authority's certificate or revoked-serials file cannot be read: said at start."""
+
+
+def trust_stores(settings: Settings) -> dict[str, TrustStore]:
+    """Each authority's certificates, and the serials revoked for it when configured."""
+    out = {}
+    for name in AUTHORITIES:
+        revoked = getattr(settings, f"{name}_revoked")
+        try:
+            out[name] = TrustStore.from_pem_files(
+                [settings.path(getattr(settings, f"{name}_cert"))],
+                revoked=settings.path(revoked) if revoked else None,
+            )
+        except (OSError, ValueError) as exc:
+            setting = f"GATEWAY_{name.upper()}_{'REVOKED' if revoked else 'CERT'}"
+            raise TrustSettingsError(f"{setting}: {exc}") from None
+    return out
 
 
 def data_key_ring(settings: Settings) -> DataKeyRing:
@@ -172,7 +183,7 @@ def build_runtime(settings: Settings) -> Runtime:
         keys=KeyRing(engine),
         receipt_policy=policy_by_name(settings.receipt_policy),
         clients=_clients(settings),
-        trust={name: _trust_store(settings, name) for name in AUTHORITIES},
+        trust=trust_stores(settings),
         senders={getattr(settings, f"{name}_dxp_id"): name for name in AUTHORITIES},
         lease_seconds=settings.lease_seconds,
         doorbell_grace=settings.doorbell_grace,

@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 import httpx
 import redis
 
+from gateway.bootstrap import TrustSettingsError, trust_stores
 from gateway.persistence.database import get_engine
 from gateway.provisioning import ensure_demo_org, ensure_keys, init_db
 from gateway.services.keyring import expiring_keys
@@ -197,7 +198,8 @@ def run(settings: Settings) -> int:
         )
     try:
         tls = tls_listener(settings)  # a partial TLS configuration stops the start here
-    except TlsSettingsError as exc:
+        trust_stores(settings)  # so does an unreadable certificate or revoked list
+    except (TlsSettingsError, TrustSettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1
     tls_line = f"\n  mutual TLS {tls.url}   (client certificates of {tls.client_ca})" if tls else ""

@@ -193,3 +193,22 @@ def test_a_receipt_signed_with_a_revoked_certificate_is_refused_once_it_is_liste
     assert err.value.violations[0].code == "signature.revoked"
     assert _state(runtime, did)[0] == "accepted"
     assert record_receipts(runtime, _receipt(settings, guid, "800")).applied == 1  # unlisted
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [("0a1b\nnot-hex\n", "revoked.txt:2: not a hexadecimal"), (None, "No such file")],
+)
+def test_a_revoked_list_that_cannot_be_read_stops_the_start_naming_the_setting(
+    settings: Settings, tmp_path, capsys, content: str | None, said: str
+):
+    from dataclasses import replace
+
+    from gateway.launcher import run
+
+    listed = tmp_path / "revoked.txt"
+    if content is not None:
+        listed.write_text(content)
+    assert run(replace(settings, customs_revoked=str(listed))) == 1  # before any process
+    err = capsys.readouterr().err
+    assert "error: GATEWAY_CUSTOMS_REVOKED:" in err and said in err
