@@ -12,6 +12,7 @@ from pathlib import Path
 from lxml import etree
 from redis import Redis
 from rq import Queue
+from rq.queue import EnqueueData
 from rq.serializers import JSONSerializer
 
 from adapters.breaker import CircuitBreaker
@@ -29,6 +30,7 @@ from gateway.persistence.database import get_engine
 from gateway.services.keyring import KeyRing
 from gateway.services.runtime import Runtime
 from gateway.settings import Settings
+from gateway.worker_queues import WorkerQueues, as_queues
 from gateway.xml.parsing import ParseLimits
 from signing.keys import TrustStore, load_signing_key
 from signing.policy import default_policy_for_key_type, policy_by_name
@@ -71,15 +73,27 @@ def rides_in_key(dispatch_id: str) -> str:
     return f"gateway:deliver:rides-in:{dispatch_id}"
 
 
+def worker_queues(settings: Settings, connection: Redis | None = None) -> WorkerQueues:
+    """The delivery queues of the live workers (one per worker slot), for the relay."""
+    return WorkerQueues(connection or redis_connection(settings), settings.queue_name,
+                        settings.job_timeout)  # fmt: skip
+
+
 def enqueue_deliveries(
-    queue: Queue, dispatch_ids: list[str], job_timeout: int, batch: int = 1, ride_ttl: int = 120
+    target: Queue | WorkerQueues,
+    dispatch_ids: list[str],
+    job_timeout: int,
+    batch: int = 1,
+    ride_ttl: int = 120,
 ) -> None:
     """Enqueue jobs of up to ``batch`` dispatches each, in one Redis round trip; ids only, no
     payloads. A job is named after its first dispatch and gets the job timeout once per
     dispatch it carries; each other dispatch gets a short-lived note of the job it rides in,
     so the relay can tell it is waiting (after ``ride_ttl`` s the relay may enqueue it again:
     harmless, the second attempt finds it claimed or sent). Fewer, larger jobs: the queue's
-    own cost (a fork and some 50 Redis commands per job) is paid per batch, not per message."""
+    own cost (a fork and some 50 Redis commands per job) is paid per batch, not per message.
+    Each job goes to the live worker queue with the fewest waiting (``target`` may also be
+    one fixed queue)."""
     if not dispatch_ids:
         return
     size = max(1, batch)
@@ -98,11 +112,16 @@ def enqueue_deliveries(
         )
         for chunk in chunks
     ]
-    pipe = queue.connection.pipeline()
+    queues = as_queues(target)
+    by_queue: dict[str, tuple[Queue, list[EnqueueData]]] = {}
+    for job, queue in zip(jobs, queues.spread(len(jobs)), strict=True):
+        by_queue.setdefault(queue.name, (queue, []))[1].append(job)
+    pipe = queues.connection.pipeline()
     for chunk in chunks:
         for d in chunk[1:]:
             pipe.set(rides_in_key(d), delivery_job_id(chunk[0]), ex=ride_ttl)
-    queue.enqueue_many(jobs, pipeline=pipe)
+    for queue, some in by_queue.values():
+        queue.enqueue_many(some, pipeline=pipe)
     pipe.execute()
 
 

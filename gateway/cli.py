@@ -100,14 +100,27 @@ def create_org_cmd(name: str, codes: str, dxp_id: str, role: str, key_name: str 
     default=None,
     help="Queue to serve (default: the delivery queue; `batches` for bulk uploads).",
 )
-def worker(queue_name: str | None) -> None:
+@click.option(
+    "--slot",
+    default=None,
+    help="This worker's own queue (QUEUE.SLOT), served first; what a killed predecessor on "
+    "the slot left unfinished is put back at start. One live worker per slot.",
+)
+def worker(queue_name: str | None, slot: str | None) -> None:
     """Run one rq worker on the delivery queue (or the one named)."""
     import redis
-    from rq import SimpleWorker, Worker
+    from rq import Queue, SimpleWorker, Worker
     from rq.serializers import JSONSerializer
 
     from gateway.bootstrap import redis_connection
     from gateway.jobs.delivery import warm_worker
+    from gateway.worker_queues import (
+        WORKER_TTL,
+        SlotTakenError,
+        claim_slot,
+        recover_leftovers,
+        slot_queue_name,
+    )
 
     settings = load_settings()
     # Warm: every forked work horse inherits keys, schemas, clients, the job's modules and
@@ -118,6 +131,8 @@ def worker(queue_name: str | None) -> None:
             f"worker_class must be fork or simple, not {settings.worker_class!r}"
         )
     worker_class = SimpleWorker if settings.worker_class == "simple" else Worker
+    shared = queue_name or settings.queue_name
+    own = slot_queue_name(shared, slot) if slot else None
     stopping: list[int] = []
 
     def note_stop(signum: int, _frame: object) -> None:
@@ -129,19 +144,27 @@ def worker(queue_name: str | None) -> None:
         # loops a signal only notes the stop (rq installs its own handlers inside work()).
         signal.signal(signal.SIGTERM, note_stop)
         signal.signal(signal.SIGINT, note_stop)
+        w = None
         try:
+            connection = redis_connection(settings)
+            if own:
+                claim_slot(connection, own)
+                recover_leftovers(Queue(own, connection=connection, serializer=JSONSerializer))
             w = worker_class(
-                [queue_name or settings.queue_name],
-                connection=redis_connection(settings),
+                [own, shared] if own else [shared],
+                connection=connection,
                 serializer=JSONSerializer,
                 maintenance_interval=30,
+                worker_ttl=WORKER_TTL,
             )
             if stopping:
                 return
             w.work(with_scheduler=False, logging_level="WARNING")
+        except SlotTakenError as exc:
+            raise click.ClickException(str(exc)) from None
         except SystemExit:
             return
-        except redis.exceptions.ConnectionError:
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
             w = None
         if w is not None and w._stop_requested:  # Ctrl-C / SIGTERM: a warm shutdown
             return

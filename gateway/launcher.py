@@ -225,7 +225,9 @@ def run(settings: Settings) -> int:
             sup.start("gateway-tls", gunicorn_argv(py, *tls.gunicorn_options()), env=metrics)
         sup.start("relay", [py, "-m", "gateway", "relay"])
         for n in range(max(1, settings.workers)):
-            sup.start(f"worker-{n + 1}", [py, "-m", "gateway", "worker"])
+            # One queue each (RELIABILITY.md pitfall 6): a restarted worker takes back at
+            # once what its killed predecessor had dequeued.
+            sup.start(f"worker-{n + 1}", [py, "-m", "gateway", "worker", "--slot", str(n + 1)])
         sup.wait_until(lambda: _http_ok(sandbox + "/healthz"), "sandbox")
         sup.wait_until(lambda: _http_ok(base + "/healthz"), "gateway")
         if tls is not None:

@@ -32,6 +32,7 @@ from gateway.api.instrument import LATENCY, REQUESTS
 from gateway.persistence import repository as repo
 from gateway.persistence import stats
 from gateway.persistence.outages import open_notices
+from gateway.worker_queues import WorkerQueues
 
 bp = Blueprint("metrics", __name__)
 
@@ -70,21 +71,25 @@ class BusinessCollector(Collector):
         yield up
 
     def _redis(self) -> Iterator[Metric]:
+        """Per delivery queue: the shared one and each live worker's own (worker_queues)."""
         conn = self.redis()
-        queue = Queue(self.queue_name, connection=conn)
+        slots = WorkerQueues(conn, self.queue_name, 180, ttl=0).live()
         jobs = GaugeMetricFamily(
             "gateway_queue_jobs", "rq jobs by queue and state", labels=["queue", "state"]
         )
-        jobs.add_metric([self.queue_name, "queued"], queue.count)
-        for state, registry in (
-            ("started", StartedJobRegistry(queue=queue)),
-            ("failed", FailedJobRegistry(queue=queue)),
-        ):
-            jobs.add_metric([self.queue_name, state], registry.get_job_count(cleanup=False))
         depth = GaugeMetricFamily(
             "gateway_queue_depth", "rq jobs waiting in the queue", labels=["queue"]
         )
-        depth.add_metric([self.queue_name], queue.count)
+        for name in dict.fromkeys([self.queue_name, *slots]):
+            queue = Queue(name, connection=conn)
+            waiting = queue.count
+            jobs.add_metric([name, "queued"], waiting)
+            for state, registry in (
+                ("started", StartedJobRegistry(queue=queue)),
+                ("failed", FailedJobRegistry(queue=queue)),
+            ):
+                jobs.add_metric([name, state], registry.get_job_count(cleanup=False))
+            depth.add_metric([name], waiting)
         yield depth
         yield jobs
         yield GaugeMetricFamily(

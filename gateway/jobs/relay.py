@@ -17,10 +17,10 @@ from rq.job import Job
 
 from gateway.bootstrap import (
     delivery_job_id,
-    delivery_queue,
     enqueue_deliveries,
     rides_in_key,
     runtime,
+    worker_queues,
 )
 from gateway.doorbell import Coalescer
 from gateway.jobs.batch import requeue_batches
@@ -30,34 +30,42 @@ from gateway.persistence.database import get_engine
 from gateway.services.outages import hold_due
 from gateway.services.poll import POLLED_AUTHORITIES, poll_all
 from gateway.settings import Settings
+from gateway.worker_queues import WorkerQueues, as_queues
 
 log = logging.getLogger(__name__)
 BATCH = 500
 
 
-def _still_queued(queue: Queue, dispatch_ids: list[str]) -> set[str]:
-    """Dispatches whose job is waiting in the queue right now (not lost, not started): the
-    worker will get to them; enqueueing again would only multiply the backlog. A dispatch
-    waits in the job named after it, or in the batch job its note names."""
-    pipe = queue.connection.pipeline()
+def _still_queued(target: Queue | WorkerQueues, dispatch_ids: list[str]) -> set[str]:
+    """Dispatches whose job is waiting right now (not lost, not started) in a queue a live
+    worker serves: the worker will get to them; enqueueing again would only multiply the
+    backlog. A dispatch waits in the job named after it, or in the batch job its note names.
+    A job waiting in a dead worker's queue is not waiting: it is enqueued again."""
+    queues = as_queues(target)
+    pipe = queues.connection.pipeline()
     for d in dispatch_ids:
         pipe.get(rides_in_key(d))
     rides = pipe.execute()
     for d, ride in zip(dispatch_ids, rides, strict=True):
-        pipe.hget(Job.key_for(delivery_job_id(d)), "status")
-        pipe.hget(Job.key_for(ride.decode() if isinstance(ride, bytes) else ride or ""), "status")
-    statuses = pipe.execute()
+        pipe.hmget(Job.key_for(delivery_job_id(d)), "status", "origin")
+        ride_id = ride.decode() if isinstance(ride, bytes) else ride or ""
+        pipe.hmget(Job.key_for(ride_id), "status", "origin")
+    found = pipe.execute()
     return {
         d
         for i, d in enumerate(dispatch_ids)
-        if {statuses[2 * i], statuses[2 * i + 1]} & {b"queued", "queued"}
+        if any(_waiting(queues, *found[2 * i + k]) for k in (0, 1))
     }
 
 
-def relay_once(settings: Settings, queue: Queue | None = None) -> int:
+def _waiting(queues: WorkerQueues, status: bytes | None, origin: bytes | None) -> bool:
+    return status == b"queued" and origin is not None and queues.is_live(origin.decode())
+
+
+def relay_once(settings: Settings, queue: Queue | WorkerQueues | None = None) -> int:
     """One pass: enqueue every due dispatch that is not already waiting in the queue, and
     every dispatch whose delivery lease expired; returns how many were enqueued. The relay
-    loop passes its one ``queue`` (a new Redis connection per pass costs more than the pass)."""
+    loop passes its ``queue``s (a new Redis connection per pass costs more than the pass)."""
     engine = get_engine(settings.db_url)
     at = repo.now()
     hold_due(engine, at)  # planned outages: what would go to a closed authority waits
@@ -65,7 +73,7 @@ def relay_once(settings: Settings, queue: Queue | None = None) -> int:
         due = repo.due_dispatch_ids(conn, at, BATCH)
     if not due:
         return 0
-    queue = queue or delivery_queue(settings)
+    queue = queue or worker_queues(settings)
     waiting = _still_queued(queue, due)
     todo = [d for d in due if d not in waiting]
     if todo:
@@ -75,11 +83,12 @@ def relay_once(settings: Settings, queue: Queue | None = None) -> int:
     return len(todo)
 
 
-def _coalescer(settings: Settings, queue: Queue) -> Coalescer:
+def _coalescer(settings: Settings, target: Queue | WorkerQueues) -> Coalescer:
+    queues = as_queues(target)
     return Coalescer(
-        queue.connection,
-        lambda ids: enqueue_deliveries(queue, ids, settings.job_timeout, settings.delivery_batch),
-        lambda: queue.count,
+        queues.connection,
+        lambda ids: enqueue_deliveries(queues, ids, settings.job_timeout, settings.delivery_batch),
+        queues.waiting,
         batch=settings.delivery_batch,
         idle_below=settings.workers,
         hold_seconds=settings.doorbell_hold,
@@ -101,7 +110,7 @@ def run_relay(settings: Settings) -> None:
     endpoints = {a: settings.endpoint(a) for a in POLLED_AUTHORITIES}
     next_poll = time.monotonic() + settings.poll_interval
     next_sweep = time.monotonic()
-    queue = delivery_queue(settings)  # redis-py reconnects by itself after a Redis restart
+    queue = worker_queues(settings)  # redis-py reconnects by itself after a Redis restart
     bell = _coalescer(settings, queue)
     while True:
         try:

@@ -14,13 +14,14 @@ import httpx
 from rq import Queue
 from rq.job import Job
 
-from gateway.bootstrap import delivery_queue
+from gateway.bootstrap import worker_queues
 from gateway.domain.webhooks import RetryPolicy
 from gateway.persistence import repository as repo
 from gateway.persistence import webhooks as store
 from gateway.persistence.database import get_engine
 from gateway.services.webhook_delivery import WebhookConfig, fan_out, send
 from gateway.settings import Settings, load_settings
+from gateway.worker_queues import WorkerQueues, as_queues
 
 log = logging.getLogger(__name__)
 SEND_JOB = "gateway.jobs.webhooks.send_webhook_job"
@@ -62,16 +63,21 @@ def enqueue_sends(queue: Queue, delivery_ids: list[str], job_timeout: int) -> No
         )
 
 
-def _still_queued(queue: Queue, delivery_ids: list[str]) -> set[str]:
-    """Deliveries whose job waits in the queue now: enqueueing again would only duplicate."""
-    pipe = queue.connection.pipeline()
+def _still_queued(queues: WorkerQueues, delivery_ids: list[str]) -> set[str]:
+    """Deliveries whose job waits now in a queue a live worker serves: enqueueing again
+    would only duplicate."""
+    pipe = queues.connection.pipeline()
     for d in delivery_ids:
-        pipe.hget(Job.key_for(job_id(d)), "status")
-    statuses = pipe.execute()
-    return {d for d, s in zip(delivery_ids, statuses, strict=True) if s in (b"queued", "queued")}
+        pipe.hmget(Job.key_for(job_id(d)), "status", "origin")
+    found = pipe.execute()
+    return {
+        d
+        for d, (status, origin) in zip(delivery_ids, found, strict=True)
+        if status == b"queued" and origin is not None and queues.is_live(origin.decode())
+    }
 
 
-def webhook_pass(settings: Settings, queue: Queue | None = None) -> int:
+def webhook_pass(settings: Settings, queue: Queue | WorkerQueues | None = None) -> int:
     """Fan out new events and enqueue every due delivery; returns how many were enqueued.
     Never raises: a webhook problem must not stop the relay of the authorities' dispatches.
     The relay passes its own ``queue``, so a pass opens no Redis connection of its own."""
@@ -83,10 +89,11 @@ def webhook_pass(settings: Settings, queue: Queue | None = None) -> int:
             due = store.due_delivery_ids(conn, at, BATCH)
         if not due:
             return 0
-        queue = queue or delivery_queue(settings)
-        waiting = _still_queued(queue, due)
+        queues = as_queues(queue or worker_queues(settings))
+        waiting = _still_queued(queues, due)
         todo = [d for d in due if d not in waiting]
-        enqueue_sends(queue, todo, settings.job_timeout)
+        if todo:
+            enqueue_sends(queues.pick(), todo, settings.job_timeout)
         with engine.begin() as conn:
             store.postpone_deliveries(conn, due, at + timedelta(seconds=settings.lease_seconds))
         return len(todo)
