@@ -33,9 +33,17 @@ def synthetic_id_number(rng: random.Random | None = None) -> str:
     return first17 + id_check_digit(first17)
 
 
+def synthetic_phone(rng: random.Random | None = None) -> str:
+    """A made-up 11-digit mainland mobile number (1, then 3-9, then nine digits): each fresh
+    example's buyer gets its own, so a leak scan can tell the buyers' phones apart."""
+    rng = rng or random.Random()
+    return f"1{rng.randint(3, 9)}{rng.randint(0, 999_999_999):09d}"
+
+
 def fresh_ceb621(documents: int = 1, buyer_id: str | None = None) -> bytes:
     """The example CEB621 with ``documents`` inventory lists, each with new unique keys and
-    a new synthetic buyer (or ``buyer_id`` for all of them)."""
+    a new synthetic buyer and phone (or ``buyer_id`` for all of them, who keeps the
+    example's phone: one buyer, one phone)."""
     root = etree.fromstring(EXAMPLE_CEB621.read_bytes())
     template = root.find(f"{_Q}Inventory")
     assert template is not None
@@ -52,9 +60,10 @@ def fresh_ceb621(documents: int = 1, buyer_id: str | None = None) -> bytes:
             ("logisticsNo", f"LN{tag}{i:03d}"),
             ("copNo", f"COP{tag}{i:03d}"),
             ("buyerIdNumber", buyer_id or synthetic_id_number()),
+            ("buyerTelephone", None if buyer_id else synthetic_phone()),
         ):
             el = head.find(f"{_Q}{name}")
-            if el is not None:
+            if el is not None and value is not None:
                 el.text = value
         root.insert(i, doc)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")

@@ -4,7 +4,7 @@ risk rates at run time, the poll endpoints, and /records for tests.
 
 Routes: POST /{customs,inspection,port}/dxp; GET /{customs,inspection}/receipts and
 GET /port/events (poll); GET/POST /admin/faults; GET/POST /admin/risk; POST /admin/reset;
-GET /records; GET /healthz.
+GET /admin/port/received (the payloads the port was sent); GET /records; GET /healthz.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from sandbox.faults import AUTHORITIES, BadAdminInput, Faults
 from sandbox.inspection import SandboxInspection
 from sandbox.numbers import keep_sequence_in
 from sandbox.outbox import MAX_POLL, Outbox
-from sandbox.port import SandboxPort
+from sandbox.port import RECEIVED_KEPT, SandboxPort
 from sandbox.registry import SenderRegistry
 from sandbox.risk import Risk
 from sandbox.scheduler import Scheduler
@@ -219,6 +219,19 @@ def create_app(settings: Settings | None = None) -> Flask:
         sandbox.faults.reset()
         sandbox.risk.reset()
         return jsonify({"faults": sandbox.faults.snapshot(), "risk": sandbox.risk.snapshot()})
+
+    @app.get("/admin/port/received")
+    def admin_port_received() -> Any:
+        """The payloads the port was sent (base64, oldest first, the last RECEIVED_KEPT):
+        the leak scan checks no buyer's ID number or phone reaches the port."""
+        payloads = sandbox.port.received_payloads()
+        return jsonify(
+            {
+                "payloads": [base64.b64encode(p).decode("ascii") for p in payloads],
+                "count": len(payloads),
+                "kept": RECEIVED_KEPT,
+            }
+        )
 
     @app.get("/records")
     def records() -> Any:

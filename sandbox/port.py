@@ -6,7 +6,7 @@ signs what it sends here, and a refusal is an HTTP error, not a receipt."""
 from __future__ import annotations
 
 import threading
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -27,6 +27,7 @@ from signing.errors import SignatureError
 from signing.xmldsig import verify_enveloped
 
 _P = f"{{{PORT_NS}}}"
+RECEIVED_KEPT = 10_000  # payloads kept for GET /admin/port/received (the leak scan)
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,9 @@ class SandboxPort:
         self.second_releases = 0
         self.arrivals = 0
         self.gate_outs = 0
+        # What the gateway sent, as received (before any check): the port is no authority
+        # over buyers, so the leak scan (tests/faults/leak.py) reads these for their data.
+        self.received: deque[bytes] = deque(maxlen=RECEIVED_KEPT)
         self._lock = threading.Lock()
 
     def snapshot(self) -> dict[str, Any]:
@@ -88,8 +92,15 @@ class SandboxPort:
             }
         return {**self.records.snapshot(), **port, "events": self.outbox.snapshot()}
 
+    def received_payloads(self) -> list[bytes]:
+        """The last RECEIVED_KEPT payloads (DXP Data, decoded), oldest first."""
+        with self._lock:
+            return list(self.received)
+
     def receive(self, env: Envelope) -> PortAnswer:
         """Handle one manifest or release; never applies the same CopMsgId twice."""
+        with self._lock:
+            self.received.append(env.data)
         if self.records.seen(env.cop_msg_id):
             self.records.count_duplicate()
             return PortAnswer(200, {"status": "duplicate", "copMsgId": env.cop_msg_id})

@@ -38,7 +38,8 @@ class Row:
 
 MATRIX = (
     Row("T1", "chaos: faults while declarations flow, real processes",
-        ("tests/faults/test_chaos.py", "tests/faults/test_targeted.py")),
+        ("tests/faults/test_chaos.py", "tests/faults/test_targeted.py",
+         "tests/faults/test_tcp_relay.py")),
     Row("T2", "stateful model of the clearance engine (hypothesis)",
         ("tests/integration/test_stateful.py", "tests/unit/test_clearance.py",
          "tests/unit/test_properties.py")),
@@ -60,7 +61,8 @@ MATRIX = (
          "tests/integration/test_rate_limits.py", "tests/unit/test_refusals.py",
          "tests/integration/test_tenant_fairness.py")),
     Row("T9", "personal-data leak scan",
-        ("tests/e2e/test_personal_data_leak.py", "tests/integration/test_personal_data.py")),
+        ("tests/e2e/test_personal_data_leak.py", "tests/integration/test_personal_data.py",
+         "tests/integration/test_leak_scan.py")),
     Row("T10", "audit hash chain: writers and tampering",
         ("tests/integration/test_audit.py", "tests/integration/test_audit_postgres.py")),
 )  # fmt: skip
@@ -154,13 +156,29 @@ def _t1_summary(facts: list[dict[str, Any]]) -> str:
         return ""
     parts = []
     for f in facts:
-        parts.append(
-            f"{f.get('declarations', 0):,} declarations on {f.get('backend', '?')}, "
-            f"{f.get('faults', 0)} faults and authority noise, lost {f.get('lost', '?')}, "
-            f"applied twice {f.get('unexpected', '?')}, second releases "
-            f"{f.get('second_releases', '?')}, 5xx {f.get('server_errors', '?')}, "
-            f"drained {f.get('drain_seconds', '?')} s after the last fault"
+        load = ", ".join(
+            x
+            for x in (
+                f"{f['messages']} messages" if f.get("messages") else "",
+                f"{f['dispatches_delivered']:,} dispatches"
+                if f.get("dispatches_delivered")
+                else "",
+                f"{f['resubmitted']} resubmitted" if "resubmitted" in f else "",
+                f"{f['concurrent_twins']} sent twice at once" if "concurrent_twins" in f else "",
+            )
+            if x
         )
+        kinds = f.get("faults_by_kind") or {}
+        by_kind = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))
+        parts.append(
+            f"{f.get('declarations', 0):,} declarations" + (f" ({load})" if load else "")
+            + f" on {f.get('backend', '?')}, {f.get('faults', 0)} faults"
+            + (f" ({by_kind})" if by_kind else "")
+            + f" and authority noise: lost {f.get('lost', '?')}, unexpected "
+            f"{f.get('unexpected', '?')}, applied twice {f.get('applied_twice', '?')}, second "
+            f"releases {f.get('second_releases', '?')}, 5xx {f.get('server_errors', '?')}, "
+            f"drained {f.get('drain_seconds', '?')} s after the last fault"
+        )  # fmt: skip
     return "; ".join(parts)
 
 
@@ -212,12 +230,24 @@ def _t8_summary(facts: list[dict[str, Any]]) -> str:
     )
 
 
+def _t9_summary(facts: list[dict[str, Any]]) -> str:
+    """Over which runs the leak scan looked, how much, and what it found."""
+    return "; ".join(
+        f"over {f.get('over')} ({f.get('declarations', 0):,} declarations): "
+        f"{f.get('buyers', 0):,} buyer id numbers and {f.get('phones', 0):,} phones sought in "
+        f"{f.get('megabytes_scanned')} MB of {f.get('places')} places (Redis, database rows "
+        f"and files, logs, AOF, exports, port payloads): {f.get('leaks')} found in plaintext"
+        for f in facts
+    )
+
+
 SUMMARIES = {
     "T1": _t1_summary,
     "T3": _t3_summary,
     "T4": _t4_summary,
     "T5": _t5_summary,
     "T8": _t8_summary,
+    "T9": _t9_summary,
 }
 
 

@@ -5,47 +5,17 @@ run's log, or the API's answers to a party that is not the declarant or its brok
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
-from pathlib import Path
-
-import redis
 
 from gateway.provisioning import create_org
 from gateway.settings import load_settings
 from tests.e2e.buyers import ceb621_for, synthetic_buyer
 from tests.e2e.stack import PROJECT_ROOT, Stack, start_stack, wait_for_status
+from tests.leak_scan import files_bytes, redis_bytes
 
 BUYERS = int(os.environ.get("LEAK_SCAN_BUYERS", "12"))
-
-
-def _redis_bytes(url: str) -> bytes:
-    """Everything Redis holds: each key's DUMP and its readable value."""
-    r = redis.Redis.from_url(url)
-    out = bytearray()
-    for key in r.scan_iter(count=1000):
-        out += key + (r.dump(key) or b"")
-        kind = r.type(key)
-        if kind == b"string":
-            out += r.get(key) or b""
-        elif kind == b"hash":
-            out += b"".join(k + v for k, v in r.hgetall(key).items())
-        elif kind == b"list":
-            out += b"".join(r.lrange(key, 0, -1))
-        elif kind == b"set":
-            out += b"".join(r.smembers(key))
-        elif kind == b"zset":
-            out += b"".join(r.zrange(key, 0, -1))
-        elif kind == b"stream":
-            out += json.dumps([str(e) for e in r.xrange(key)]).encode()
-    r.close()
-    return bytes(out)
-
-
-def _files_bytes(folder: Path) -> dict[str, bytes]:
-    return {str(p): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
 def _non_declarant_answers(stack: Stack, ids: list[str]) -> bytes:
@@ -87,12 +57,12 @@ def test_no_buyer_id_number_or_phone_is_stored_logged_or_shown_in_plaintext(tmp_
             whole = client.get(f"/api/v1/declarations/{ids[0]}/message").content
             assert buyers[0].id_number.encode() in whole
         places = {
-            "redis": _redis_bytes(f"redis://127.0.0.1:{_redis_port(stack)}/0"),
+            "redis": redis_bytes(f"redis://127.0.0.1:{_redis_port(stack)}/0"),
             "api (non-declarant)": _non_declarant_answers(stack, ids),
         }
     finally:
         stack.stop()
-    places.update(_files_bytes(stack.data_dir))  # database + WAL, Redis AOF, logs, keys
+    places.update(files_bytes(stack.data_dir))  # database + WAL, Redis AOF, logs, keys
     leaks = [
         (where, secret)
         for b in buyers

@@ -10,7 +10,9 @@ launcher, started here, so that:
   Redis while the sandbox, whose records are in memory, keeps counting.
 
 The launcher still starts its own (idle) sandbox on another port; the gateway is pointed at
-ours with GATEWAY_{CUSTOMS,INSPECTION,PORT}_URL.
+ours with GATEWAY_{CUSTOMS,INSPECTION,PORT}_URL, through a fault-injecting TCP relay run by
+the test process (tcp_relay.py), so the link from the workers to the authorities can be cut
+(a blackhole) while the sandbox itself stays up.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import redis
 
 from gateway.launcher import redis_command
 from tests.e2e.stack import PROJECT_ROOT, free_port
+from tests.faults.tcp_relay import TcpRelay
 
 FINAL = {"closed", "rejected", "cancelled", "held"}
 
@@ -77,6 +80,7 @@ class FaultStack:
     gateway_proc: subprocess.Popen[bytes] | None = None
     gateway_starts: int = 0
     expected_exit: bool = False  # set when a test kills something the launcher dies of
+    relay: TcpRelay | None = None  # workers -> relay -> sandbox (started with the stack)
 
     # ------------------------------------------------------------------ configuration
 
@@ -155,6 +159,7 @@ class FaultStack:
         from gateway.settings import load_settings
 
         ensure_keys(load_settings(self.env()))
+        self.relay = TcpRelay(("127.0.0.1", self.sandbox_port)).start()
         self.start_redis()
         self.start_sandbox()
         self.start_gateway()
@@ -163,6 +168,8 @@ class FaultStack:
         for proc in (self.gateway_proc, self.sandbox_proc, self.redis_proc):
             if proc is not None:
                 _kill_group(proc)
+        if self.relay is not None:
+            self.relay.stop()
 
     def start_redis(self) -> None:
         data = self.data_dir / "redis-own"
@@ -203,11 +210,12 @@ class FaultStack:
         )
 
     def start_gateway(self) -> None:
+        authorities = self.relay.url if self.relay is not None else self.sandbox
         env = self.env(
             GATEWAY_SANDBOX_PORT=str(self.idle_sandbox_port),
-            GATEWAY_CUSTOMS_URL=f"{self.sandbox}/customs/dxp",
-            GATEWAY_INSPECTION_URL=f"{self.sandbox}/inspection/dxp",
-            GATEWAY_PORT_URL=f"{self.sandbox}/port/dxp",
+            GATEWAY_CUSTOMS_URL=f"{authorities}/customs/dxp",
+            GATEWAY_INSPECTION_URL=f"{authorities}/inspection/dxp",
+            GATEWAY_PORT_URL=f"{authorities}/port/dxp",
         )
         marker = self.log().count("stop: Ctrl-C")
         self.gateway_proc = self._popen(
@@ -248,7 +256,8 @@ class FaultStack:
         return psutil.Process(self.gateway_proc.pid)
 
     def workers_procs(self) -> list[psutil.Process]:
-        """The launcher's `python -m gateway worker` children (rq worker parents)."""
+        """The launcher's delivery workers (`python -m gateway worker --slot N`: rq worker
+        parents; the batch workers take no part in delivering)."""
         out = []
         try:
             for child in self.launcher().children():
@@ -256,7 +265,7 @@ class FaultStack:
                     cmd = child.cmdline()
                 except psutil.Error:
                     continue
-                if "gateway" in cmd and "worker" in cmd:
+                if "gateway" in cmd and "worker" in cmd and "--slot" in cmd:
                     out.append(child)
         except psutil.Error:
             pass

@@ -55,6 +55,7 @@ class Load:
     # submission: the soak compares the service time at the start and the end (retries
     # while a fault lasts are the fault's, not the service's).
     latencies: list[tuple[float, float]] = field(default_factory=list)
+    unavailable: list[float] = field(default_factory=list)  # monotonic times of 503s
     done: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -84,6 +85,8 @@ class Load:
                 continue
             with self._lock:
                 self.status_counts[resp.status_code] += 1
+                if resp.status_code == 503:
+                    self.unavailable.append(time.monotonic())
             sub.answers.append(resp.status_code)
             if resp.status_code in (200, 202):
                 answered = time.monotonic()
@@ -353,6 +356,10 @@ def audit(stack: FaultStack, load: Load, final: dict[str, dict[str, Any]]) -> Au
         "port_duplicates": port["duplicates"],
         "second_releases": port["second_releases"],
         "customs_outbox": customs["receipts"],
+        # Distinct messages the authorities took (each dispatch once, however often sent).
+        "dispatches": customs["message_count"]
+        + inspection["message_count"]
+        + port["message_count"],
     }
     n_messages = a.facts["messages"]
     # One customs (and inspection) message per accepted CEB message, under its dispatch id:
@@ -368,11 +375,14 @@ def audit(stack: FaultStack, load: Load, final: dict[str, dict[str, Any]]) -> Au
         f"inspection saw {inspection['message_count']} CopMsgIds for {n_messages} messages",
     )
     guids = set(accepted.values())
+    applied_twice = 0
     for name, book in (("customs", customs), ("inspection", inspection)):
         missing = sorted(guids - set(book["documents"]))
         a.check(not missing, f"{name} never processed {len(missing)} document(s)", missing[:5])
         twice = {g: c for g, c in book["documents"].items() if g in guids and _repeats(c)}
+        applied_twice += len(twice)
         a.check(not twice, f"{name} processed {len(twice)} document(s) twice", list(twice)[:3])
+    a.facts["applied_twice"] = applied_twice + len(bad_timeline)
     released = {
         body["logistics_no"] for body in bodies.values() if body["status"] in ("closed", "released")
     }
