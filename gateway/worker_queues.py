@@ -137,8 +137,10 @@ def recover_leftovers(queue: Queue) -> int:
             job = Job.fetch(job_id, connection=conn, serializer=queue.serializer)
         except NoSuchJobError:
             continue  # its hash expired: the relay's sweep enqueues the dispatch again
-        if job.get_status(refresh=False) != JobStatus.STARTED:
+        if job.get_status(refresh=False) not in (JobStatus.STARTED, JobStatus.QUEUED):
             continue  # it finished (or failed) before its worker died
+        # QUEUED: the worker died between registering the job and marking it started; rq's
+        # own cleanup skips such an entry and leaves a job that says "queued" in no queue.
         queue.enqueue_job(job, at_front=True)
         moved += 1
     if moved:
@@ -217,6 +219,14 @@ class WorkerQueues:
 
     def waiting(self) -> int:
         return sum(self.counts().values())
+
+    def in_queues(self, jobs: list[tuple[str, str]]) -> list[bool]:
+        """For each (job id, queue name): whether the id is in that queue's list now (a job
+        whose hash says "queued" may be in none, after a crash at the wrong moment)."""
+        pipe = self.connection.pipeline(transaction=False)
+        for job_id, name in jobs:
+            pipe.lpos(self.queue(name).key, job_id)
+        return [pos is not None for pos in pipe.execute()] if jobs else []
 
     def pick(self) -> Queue:
         """The live queue with the fewest jobs waiting (the shared one if none is live)."""

@@ -39,7 +39,7 @@ class Row:
 MATRIX = (
     Row("T1", "chaos: faults while declarations flow, real processes",
         ("tests/faults/test_chaos.py", "tests/faults/test_targeted.py",
-         "tests/faults/test_tcp_relay.py")),
+         "tests/faults/test_tcp_relay.py", "tests/faults/test_history.py")),
     Row("T2", "stateful model of the clearance engine (hypothesis)",
         ("tests/integration/test_stateful.py", "tests/unit/test_clearance.py",
          "tests/unit/test_properties.py")),
@@ -159,7 +159,7 @@ def _t1_summary(facts: list[dict[str, Any]]) -> str:
         load = ", ".join(
             x
             for x in (
-                f"{f['messages']} messages" if f.get("messages") else "",
+                f"{f['messages']:,} messages" if f.get("messages") else "",
                 f"{f['dispatches_delivered']:,} dispatches"
                 if f.get("dispatches_delivered")
                 else "",
@@ -174,10 +174,14 @@ def _t1_summary(facts: list[dict[str, Any]]) -> str:
             f"{f.get('declarations', 0):,} declarations" + (f" ({load})" if load else "")
             + f" on {f.get('backend', '?')}, {f.get('faults', 0)} faults"
             + (f" ({by_kind})" if by_kind else "")
-            + f" and authority noise: lost {f.get('lost', '?')}, unexpected "
+            + " and authority noise"
+            + (f", {n} joint inspections" if (n := f.get("joint_inspections")) else "")
+            + f": lost {f.get('lost', '?')}, unexpected "
             f"{f.get('unexpected', '?')}, applied twice {f.get('applied_twice', '?')}, second "
             f"releases {f.get('second_releases', '?')}, 5xx {f.get('server_errors', '?')}, "
             f"drained {f.get('drain_seconds', '?')} s after the last fault"
+            + (f"; per (authority, key): resent {h.get('resent')}, recovered "
+               f"{h.get('recovered')}" if (h := f.get("history")) else "")
         )  # fmt: skip
     return "; ".join(parts)
 

@@ -40,7 +40,9 @@ def _still_queued(target: Queue | WorkerQueues, dispatch_ids: list[str]) -> set[
     """Dispatches whose job is waiting right now (not lost, not started) in a queue a live
     worker serves: the worker will get to them; enqueueing again would only multiply the
     backlog. A dispatch waits in the job named after it, or in the batch job its note names.
-    A job waiting in a dead worker's queue is not waiting: it is enqueued again."""
+    A job waiting in a dead worker's queue is not waiting, nor is one whose hash says
+    "queued" while its id is in no queue (a worker killed at the wrong moment): both are
+    enqueued again."""
     queues = as_queues(target)
     pipe = queues.connection.pipeline()
     for d in dispatch_ids:
@@ -48,18 +50,22 @@ def _still_queued(target: Queue | WorkerQueues, dispatch_ids: list[str]) -> set[
     rides = pipe.execute()
     for d, ride in zip(dispatch_ids, rides, strict=True):
         pipe.hmget(Job.key_for(delivery_job_id(d)), "status", "origin")
-        ride_id = ride.decode() if isinstance(ride, bytes) else ride or ""
-        pipe.hmget(Job.key_for(ride_id), "status", "origin")
+        pipe.hmget(Job.key_for(_text(ride)), "status", "origin")
     found = pipe.execute()
-    return {
-        d
-        for i, d in enumerate(dispatch_ids)
-        if any(_waiting(queues, *found[2 * i + k]) for k in (0, 1))
-    }
+    candidates: list[tuple[str, tuple[str, str]]] = []  # (dispatch, (job id, queue))
+    for i, d in enumerate(dispatch_ids):
+        for job_id, (status, origin) in (
+            (delivery_job_id(d), found[2 * i]),
+            (_text(rides[i]), found[2 * i + 1]),
+        ):
+            if status == b"queued" and origin is not None and queues.is_live(origin.decode()):
+                candidates.append((d, (job_id, origin.decode())))
+    there = queues.in_queues([job for _, job in candidates])
+    return {d for (d, _), ok in zip(candidates, there, strict=True) if ok}
 
 
-def _waiting(queues: WorkerQueues, status: bytes | None, origin: bytes | None) -> bool:
-    return status == b"queued" and origin is not None and queues.is_live(origin.decode())
+def _text(value: bytes | str | None) -> str:
+    return value.decode() if isinstance(value, bytes) else value or ""
 
 
 def relay_once(settings: Settings, queue: Queue | WorkerQueues | None = None) -> int:

@@ -18,6 +18,7 @@ import httpx
 
 from gateway.examples import fresh_ceb621
 from tests.faults.harness import FINAL, FaultStack
+from tests.faults.history import check_history
 
 XML = {"Content-Type": "application/xml"}
 RETRYABLE = {429, 500, 502, 503, 504}
@@ -393,4 +394,13 @@ def audit(stack: FaultStack, load: Load, final: dict[str, dict[str, Any]]) -> Au
     manifests = {n: port["manifests"].get(n, 0) for n in released}
     bad_manifests = {n: c for n, c in manifests.items() if c != 1}
     a.check(not bad_manifests, "consignments manifested other than once", bad_manifests)
+
+    # The history checker: per (authority, business key), and the run's invariants.
+    history = check_history(stack, accepted, bodies, records)
+    a.facts["history"] = history.report()
+    for what in ("lost", "unexpected", "applied_twice"):
+        n = history.total(what)
+        a.check(not n, f"history: {n} key(s) {what}", history.examples.get(what))
+    broken = {k: v[:3] for k, v in history.violations.items() if v}
+    a.check(not broken, "history: invariants broken", broken)
     return a

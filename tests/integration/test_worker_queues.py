@@ -112,6 +112,25 @@ def test_a_job_dequeued_but_never_registered_is_run_by_the_slots_next_worker(
     assert conn.llen(queue.intermediate_queue_key) == 0
 
 
+def test_a_job_registered_but_never_marked_started_is_run_by_the_slots_next_worker(
+    settings: Settings, start_worker: Callable[..., subprocess.Popen[bytes]], tmp_path: Path
+):
+    """Found by the chaos run: a worker killed between putting the job in its started
+    registry and marking it started leaves a job that says "queued" in no queue; rq's own
+    cleanup drops the entry and the job with it."""
+    conn = redis.Redis.from_url(settings.redis_url)
+    queue = Queue(SLOT_QUEUE, connection=conn, serializer=JSONSerializer)
+    marker = tmp_path / "runs"
+    _job(queue, marker, "job-half-started")
+    assert conn.lmove(queue.key, queue.intermediate_queue_key, "RIGHT", "LEFT")
+    conn.lrem(queue.intermediate_queue_key, 1, "job-half-started")
+    registry = StartedJobRegistry(queue=queue)
+    conn.zadd(registry.key, {"job-half-started:execution-1": time.time() + 600})
+    assert queue.fetch_job("job-half-started").get_status() == "queued"
+    start_worker()
+    _wait(lambda: _runs(marker) == 1, "the half-started job ran", timeout=20)
+
+
 def test_a_second_live_worker_on_the_same_slot_refuses_to_start(
     settings: Settings, start_worker: Callable[..., subprocess.Popen[bytes]], tmp_path: Path
 ):
@@ -181,6 +200,13 @@ def test_the_relay_spreads_jobs_over_live_slots_and_reenqueues_from_a_dead_one(
     counts = queues.counts()
     assert counts == {"deliveries.1": 2, "deliveries.2": 2}, counts
     assert _still_queued(queues, ids) == set(ids)  # each waits, in its job or the one it rides
+    # A job whose hash says "queued" but whose id is in no queue is not waiting: the
+    # first job (dsp_0, with dsp_1 riding in it) taken out of deliveries.1 by hand.
+    first_slot = queues.queue("deliveries.1")
+    assert first_slot.job_ids[0] == "deliver-dsp_0"
+    conn.lrem(first_slot.key, 1, "deliver-dsp_0")
+    assert _still_queued(queues, ids) == set(ids) - {"dsp_0", "dsp_1"}
+    conn.lpush(first_slot.key, "deliver-dsp_0")
     enqueue_deliveries(Queue("deliveries.9", connection=conn), ["dsp_lost"], 60)
     assert _still_queued(queues, ["dsp_lost"]) == set()  # nobody serves deliveries.9
     enqueue_deliveries(queues, ["dsp_lost"], 60)  # so the sweep gives it to a live slot
