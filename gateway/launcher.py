@@ -1,7 +1,10 @@
 """`make run`: provision, then start Redis, the sandbox, the gateway, the relay and a worker.
 
 One supervisor owns the children: it prints where everything is, and on Ctrl-C or SIGTERM
-(or when any child dies) stops them all, newest first.
+(or when any child dies) stops them all, newest first, and the Redis it started last: the
+workers finish their jobs (a warm shutdown) talking to it. That Redis runs in its own session,
+so the terminal's Ctrl-C does not reach it before them, and is told to stop if the supervisor
+dies (Linux: the parent-death signal).
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ def _redis_up(url: str) -> bool:
 
 
 RESTARTABLE = ("worker", "relay")
+STOPPED_LAST = ("redis",)
 
 
 class Supervisor:
@@ -79,8 +83,23 @@ class Supervisor:
         self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.stopping = False
 
-    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
-        proc = subprocess.Popen(argv, cwd=PROJECT_ROOT, env={**os.environ, **(env or {})})
+    def start(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str] | None = None,
+        *,
+        detached: bool = False,
+    ) -> None:
+        """``detached``: in a session of its own (no Ctrl-C from the terminal), stopped by
+        us, or by the kernel when we die."""
+        proc = subprocess.Popen(
+            argv,
+            cwd=PROJECT_ROOT,
+            env={**os.environ, **(env or {})},
+            start_new_session=detached,
+            preexec_fn=_die_with_parent if detached else None,
+        )
         self.children.append((name, proc))
 
     def start_redis(self) -> None:
@@ -96,6 +115,7 @@ class Supervisor:
         self.start(
             "redis",
             [*redis_command(parsed.port or 6379, data), "--logfile", str(data / "redis.log")],
+            detached=True,
         )
         self.wait_until(lambda: _redis_up(url), "redis")
 
@@ -125,16 +145,31 @@ class Supervisor:
             raise SystemExit(f"{name} exited with code {proc.returncode}")
 
     def stop(self) -> None:
+        """Everything newest first; the stores they need (Redis) once they have exited."""
         self.stopping = True
-        for _name, proc in reversed(self.children):
-            if proc.poll() is None:
-                proc.terminate()
-        deadline = time.monotonic() + 10
-        for _name, proc in reversed(self.children):
-            try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        last = [c for c in self.children if c[0] in STOPPED_LAST]
+        for group in ([c for c in self.children if c not in last], last):
+            for _name, proc in reversed(group):
+                if proc.poll() is None:
+                    proc.terminate()
+            deadline = time.monotonic() + 10
+            for _name, proc in reversed(group):
+                try:
+                    proc.wait(max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the parent dies (Linux; elsewhere nothing)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def metrics_env(settings: Settings) -> dict[str, str]:

@@ -175,9 +175,7 @@ def _invariants(history: History, url: str, bodies: dict[str, dict[str, Any]]) -
 def check_timelines(history: History, bodies: dict[str, dict[str, Any]]) -> None:
     """Each timeline: one release, one joint inspection at most, and status changes that
     chain (each starts where the previous ended, from ``accepted``) through transitions the
-    clearance state machine allows, ending at the declaration's status. A change is a
-    ``status`` event ("a -> b"), or another event whose status differs from the current one
-    (a gate-out closes a released declaration)."""
+    clearance state machine allows, ending at the declaration's status (_check_chain)."""
     for did, body in bodies.items():
         events = body.get("events", [])
         kinds = Counter(e["kind"] for e in events)
@@ -187,30 +185,45 @@ def check_timelines(history: History, bodies: dict[str, dict[str, Any]]) -> None
         history.inspected += opened > 0
         if opened > 1:
             history.violations["joint_inspections_opened"].append((did, opened))
-        current = previous = DeclarationStatus.ACCEPTED
-        for e in events:
-            if e["kind"] == "status":
-                before, _, after = (e.get("info") or "").partition(" -> ")
-                if (before, after) == (previous.value, current.value):
-                    continue  # the change an event just before it carried (release_queued)
-            elif e.get("status") and e["status"] != current.value:
-                before, after = current.value, e["status"]  # e.g. gate-out closes
-            else:
-                continue
-            try:
-                old, new = DeclarationStatus(before), DeclarationStatus(after)
-                if old != current:
-                    raise IllegalTransition(current, old)  # a change no event recorded
-                check_transition(old, new)
-            except (ValueError, IllegalTransition) as exc:
-                history.violations["transitions"].append((did, e.get("info"), str(exc)))
-                break
-            previous, current = current, new
-        else:
-            if body.get("status") and body["status"] != current.value:
-                history.violations["transitions"].append(
-                    (did, f"status {body['status']}, events end at {current.value}")
-                )
+        _check_chain(history, did, body, events)
+
+
+def _check_chain(
+    history: History, did: str, body: dict[str, Any], events: list[dict[str, Any]]
+) -> None:
+    """Walk the ``status`` events ("a -> b") from ``accepted``. A status event that does not
+    start where the last one ended follows a change made without one (a first send submits,
+    a gate-out closes): that change must be allowed too, and some event since must have
+    carried its status. Events carry the status of their moment, which within one
+    transaction may be the one before or after its change, so only the evidence counts."""
+    current = DeclarationStatus.ACCEPTED
+    seen: set[str] = set()
+    for e in events:
+        if e["kind"] != "status":
+            if e.get("status"):
+                seen.add(e["status"])
+            continue
+        before, _, after = (e.get("info") or "").partition(" -> ")
+        try:
+            old, new = DeclarationStatus(before), DeclarationStatus(after)
+            if old != current:
+                if old.value not in seen:
+                    raise IllegalTransition(current, old)  # a change nothing recorded
+                check_transition(current, old)
+            check_transition(old, new)
+        except (ValueError, IllegalTransition) as exc:
+            history.violations["transitions"].append((did, e.get("info"), str(exc)))
+            return
+        current, seen = new, set()
+    final = body.get("status")
+    if not final or final == current.value:
+        return
+    try:
+        if final not in seen:
+            raise IllegalTransition(current, DeclarationStatus(final))
+        check_transition(current, DeclarationStatus(final))
+    except (ValueError, IllegalTransition) as exc:
+        history.violations["transitions"].append((did, f"ends {final}", str(exc)))
 
 
 def _audit_chain(history: History, stack: FaultStack) -> None:

@@ -354,7 +354,13 @@ def _check(
     assert not a.failures, report
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+NOT_IN_PROVE = pytest.mark.skipif(
+    bool(os.environ.get("GATEWAY_PROVE")), reason="`make prove` runs the full scale instead"
+)
+
+
+@pytest.mark.parametrize("database_url", [pytest.param("sqlite", marks=NOT_IN_PROVE)],
+                         indirect=True)  # fmt: skip
 def test_every_fault_while_200_documents_flow(
     fault_stack: Any, database_url: str, proof: Any
 ) -> None:
@@ -368,11 +374,6 @@ def test_every_fault_while_200_documents_flow(
 
 PROVE_ONLY = pytest.mark.skipif(
     not os.environ.get("GATEWAY_PROVE"), reason="part of `make prove` (the suite's time budget)"
-)
-
-
-NOT_IN_PROVE = pytest.mark.skipif(
-    bool(os.environ.get("GATEWAY_PROVE")), reason="`make prove` runs the full scale instead"
 )
 
 
