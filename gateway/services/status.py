@@ -35,13 +35,16 @@ def refresh_status(
     """Derive, check and store the status; an illegal change is recorded as an event only.
     Dispatch ids to enqueue after the commit are appended to ``ring``.
 
-    The declaration is read again here, inside the caller's transaction and after its first
-    write: a row read earlier may predate a concurrent change (an arrival committed while a
-    receipt was being applied), and deciding on it could miss the release. A caller that
+    The declaration is read again here, locked, inside the caller's transaction: a row read
+    earlier may predate a concurrent change (an arrival committed while a receipt was being
+    applied), and deciding on it could miss the release or undo the change. A caller that
     read the row and its authority phases under this transaction's lock, and kept them up
     to date with its own writes, passes ``current_phases`` and saves the two reads."""
     if current_phases is None:
-        declaration = repo.get_declaration(conn, declaration["id"]) or declaration
+        # Locked: on PostgreSQL (read committed) a plain read here may predate a receipt
+        # committing meanwhile, and the update below would then overwrite its status (a
+        # worker recording a send once set "submitted" over "under_review": found by T1).
+        declaration = repo.get_declaration(conn, declaration["id"], for_update=True) or declaration
         phases = {
             Authority(r["authority"]): Phase(r["phase"])
             for r in repo.authority_rows(conn, declaration["id"])

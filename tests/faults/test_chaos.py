@@ -403,7 +403,7 @@ def test_the_matrix_faults_while_2000_declarations_flow(
     twice at once, every fault at its full length; lost 0, unexpected 0, nothing applied
     twice, drained within 120 s of the last fault."""
     stack = fault_stack(**INSPECTING)
-    load = Load(stack, messages=1000, docs=2, threads=4, pause=0.3, deadline_seconds=240)
+    load = Load(stack, messages=1000, docs=2, threads=4, pause=0.45, deadline_seconds=240)
     final, chaos, drained = run_full_chaos(stack, load, drain=150)
     _check(stack, load, final, chaos, drained, proof, noise=FULL_NOISE)
     assert drained <= 120, f"drained {drained:.0f} s after the last fault (bound: 120 s)"
