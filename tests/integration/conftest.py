@@ -18,6 +18,7 @@ from gateway.launcher import redis_server_binary
 from gateway.provisioning import ensure_demo_org, ensure_keys, init_db
 from gateway.services.runtime import Runtime
 from gateway.settings import Settings, load_settings
+from tests.e2e.postgres import postgres_url
 from tests.e2e.stack import free_port
 
 
@@ -110,3 +111,22 @@ def keyed_client(settings: Settings, org_id: str) -> Iterator[FlaskClient]:
     with create_app(settings).test_client() as c:
         c.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
         yield c
+
+
+@pytest.fixture
+def pg(settings: Settings) -> Iterator[tuple[Settings, Runtime, str]]:
+    """The gateway on a throwaway PostgreSQL database (skipped without Debian's binaries):
+    its settings, runtime and the demo organisation's id."""
+    with postgres_url("gateway") as url:
+        s = replace(settings, database_url=url, events_settle_seconds=2.0)
+        init_db(s)
+        ensure_demo_org(s)
+        from gateway.persistence.database import get_engine
+        from gateway.persistence.repository import find_org_by_name
+
+        with get_engine(s.db_url).connect() as conn:
+            org = find_org_by_name(conn, s.demo_org_name)
+        assert org is not None
+        rt = build_runtime(s)
+        yield s, rt, str(org["id"])
+        rt.engine.dispose()

@@ -5,38 +5,14 @@ clearly rolled back. (SQLite commits ids in order; this is the production databa
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from dataclasses import replace
 
-import pytest
-
-from gateway.bootstrap import build_runtime
 from gateway.examples import fresh_ceb621
 from gateway.jobs.webhooks import webhook_config
 from gateway.persistence import repository as repo
-from gateway.persistence.database import get_engine
-from gateway.provisioning import ensure_demo_org, init_db
 from gateway.services import webhooks
 from gateway.services.declare import declare
 from gateway.services.events_feed import read_feed
-from gateway.services.runtime import Runtime
 from gateway.services.webhook_delivery import fan_out
-from gateway.settings import Settings
-from tests.e2e.postgres import postgres_url
-
-
-@pytest.fixture
-def pg(settings: Settings) -> Iterator[tuple[Settings, Runtime, str]]:
-    with postgres_url("gateway") as url:
-        s = replace(settings, database_url=url, events_settle_seconds=2.0)
-        init_db(s)
-        ensure_demo_org(s)
-        with get_engine(s.db_url).connect() as conn:
-            org = repo.find_org_by_name(conn, s.demo_org_name)
-        assert org is not None
-        rt = build_runtime(s)
-        yield s, rt, str(org["id"])
-        rt.engine.dispose()
 
 
 def _event(did: str, status: str) -> dict:  # type: ignore[type-arg]

@@ -7,42 +7,19 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import replace
 
-import pytest
 from sqlalchemy import update
 
-from gateway.bootstrap import build_runtime
 from gateway.domain.statuses import Phase
 from gateway.examples import fresh_ceb621
 from gateway.persistence import repository as repo
 from gateway.persistence import tables as t
-from gateway.persistence.database import get_engine
-from gateway.provisioning import ensure_demo_org, init_db
 from gateway.services.declare import declare
-from gateway.services.runtime import Runtime
 from gateway.services.status import refresh_status
-from gateway.settings import Settings
-from tests.e2e.postgres import postgres_url
-
-
-@pytest.fixture
-def pg(settings: Settings) -> Iterator[tuple[Runtime, str]]:
-    with postgres_url("gateway") as url:
-        s = replace(settings, database_url=url)
-        init_db(s)
-        ensure_demo_org(s)
-        with get_engine(s.db_url).connect() as conn:
-            org = repo.find_org_by_name(conn, s.demo_org_name)
-        assert org is not None
-        rt = build_runtime(s)
-        yield replace(rt, ring=lambda ids: None), str(org["id"])
-        rt.engine.dispose()
 
 
 def test_a_send_recorded_while_a_receipt_commits_does_not_undo_the_receipts_status(pg):
-    rt, org_id = pg
+    _settings, rt, org_id = pg
     did = declare(rt, org_id, fresh_ceb621(), "application/xml").declarations[0].id
     with rt.engine.begin() as conn:
         decl = repo.get_declaration(conn, did)
