@@ -42,8 +42,9 @@ system-deps: ## Install xmlsec1, SoftHSM2, PostgreSQL and Chromium when missing 
 test: $(VENV)/.dev-installed system-deps ## Run the whole test suite (unit, integration, end-to-end)
 	$(PY) -m pytest
 
-prove: $(VENV)/.dev-installed system-deps ## The proof matrix T1-T10 at full scale: reliability-report.json, README table
-	GATEWAY_PROVE=1 GATEWAY_REPORT=reliability-report.json $(PY) -m pytest -v \
+POSTGRES ?=
+prove: $(VENV)/.dev-installed system-deps ## The proof matrix T1-T10 at full scale (POSTGRES=1: T1 on PostgreSQL too): reliability-report.json, README table
+	GATEWAY_PROVE=1 GATEWAY_PROVE_POSTGRES=$(POSTGRES) GATEWAY_REPORT=reliability-report.json $(PY) -m pytest -v \
 	  $$($(PY) -m tests.proof files); status=$$?; \
 	  $(PY) -m tests.proof readme reliability-report.json; exit $$status
 

@@ -119,6 +119,7 @@ class Proof:
                 "platform": platform.platform(),
             },
             "prove": bool(os.environ.get("GATEWAY_PROVE")),
+            "postgres": bool(os.environ.get("GATEWAY_PROVE_POSTGRES")),
             "wall_seconds": round(time.time() - self.started, 1),
             "rows": rows,
         }
@@ -261,7 +262,11 @@ def table(report: dict[str, Any]) -> str:
         f"Last run: commit `{report.get('commit')}`, "
         f"{report['machine']['cores']} cores, {report['generated_at']}, "
         f"{report['wall_seconds']:.0f} s"
-        + (" (`make prove`)" if report.get("prove") else " (the short versions of `make test`)")
+        + (
+            (" (`make prove POSTGRES=1`)" if report.get("postgres") else " (`make prove`)")
+            if report.get("prove")
+            else " (the short versions of `make test`)"
+        )
         + ".",
         "",
         "| row | what | tests passed / run | figures | verdict |",

@@ -3,6 +3,7 @@ PostgreSQL cluster with three) and a FaultStack on it, stopped whatever happens.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -12,6 +13,13 @@ from tests.e2e.postgres import postgres_url
 from tests.faults.harness import FaultStack
 
 BACKENDS = {"sqlite": 2, "postgres": 3}  # backend -> rq workers
+
+# `make prove` runs the chaos at scale on the embedded defaults; `make prove POSTGRES=1` on
+# PostgreSQL too (`make test` runs the shorter PostgreSQL runs every time).
+POSTGRES_AT_SCALE = pytest.mark.skipif(
+    bool(os.environ.get("GATEWAY_PROVE")) and not os.environ.get("GATEWAY_PROVE_POSTGRES"),
+    reason="at scale on PostgreSQL with `make prove POSTGRES=1`",
+)
 
 
 @pytest.fixture

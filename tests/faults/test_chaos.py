@@ -26,6 +26,7 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.exc import OperationalError
 
+from tests.faults.conftest import POSTGRES_AT_SCALE
 from tests.faults.harness import FaultStack
 from tests.faults.leak import scan_stack
 from tests.faults.load import Load, audit, wait_final
@@ -393,7 +394,9 @@ def test_every_fault_while_1000_documents_flow(
     print(f"load, faults and drain took {took:.0f} s")  # a busy CI machine only reports it
 
 
-@pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
+@pytest.mark.parametrize(
+    "database_url", ["sqlite", pytest.param("postgres", marks=POSTGRES_AT_SCALE)], indirect=True
+)
 @PROVE_ONLY
 def test_the_matrix_faults_while_2000_declarations_flow(
     fault_stack: Any, database_url: str, proof: Any

@@ -15,10 +15,13 @@ from lxml import etree
 from adapters.dxp import read_envelope
 from gateway.examples import fresh_ceb621
 from sandbox.packing import entries
+from tests.faults.conftest import POSTGRES_AT_SCALE
 from tests.faults.harness import FaultStack
 
 XML = {"Content-Type": "application/xml"}
-BACKEND = pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
+BACKEND = pytest.mark.parametrize(
+    "database_url", ["sqlite", pytest.param("postgres", marks=POSTGRES_AT_SCALE)], indirect=True
+)
 
 
 def _entries(envelope: bytes) -> int:
