@@ -123,6 +123,11 @@ def worker(queue_name: str | None, slot: str | None) -> None:
     )
 
     settings = load_settings()
+    shared = queue_name or settings.queue_name
+    try:
+        own = slot_queue_name(shared, slot) if slot is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--slot") from None
     # Warm: every forked work horse inherits keys, schemas, clients, the job's modules and
     # the compiled delivery statements.
     warm_worker(settings)
@@ -131,8 +136,6 @@ def worker(queue_name: str | None, slot: str | None) -> None:
             f"worker_class must be fork or simple, not {settings.worker_class!r}"
         )
     worker_class = SimpleWorker if settings.worker_class == "simple" else Worker
-    shared = queue_name or settings.queue_name
-    own = slot_queue_name(shared, slot) if slot else None
     stopping: list[int] = []
 
     def note_stop(signum: int, _frame: object) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -38,8 +39,13 @@ SEP = "."
 WORKER_TTL = 60  # seconds a silent worker's key outlives it (rq adds 60 to this)
 
 
+SLOT = re.compile(r"[A-Za-z0-9_-]{1,40}")  # rq lists a worker's queues comma-separated
+
+
 def slot_queue_name(base: str, slot: str) -> str:
-    """The queue only the worker of ``slot`` serves."""
+    """The queue only the worker of ``slot`` serves; a slot is letters, digits, - and _."""
+    if not SLOT.fullmatch(slot):
+        raise ValueError(f"slot {slot!r}: use 1 to 40 letters, digits, '-' or '_' (e.g. host1-2)")
     return f"{base}{SEP}{slot}"
 
 
@@ -220,13 +226,22 @@ class WorkerQueues:
     def waiting(self) -> int:
         return sum(self.counts().values())
 
-    def in_queues(self, jobs: list[tuple[str, str]]) -> list[bool]:
-        """For each (job id, queue name): whether the id is in that queue's list now (a job
-        whose hash says "queued" may be in none, after a crash at the wrong moment)."""
+    def waiting_ids(self, job_ids: list[str]) -> set[str]:
+        """The jobs of ``job_ids`` waiting right now to be taken: their hash says "queued",
+        a live worker serves their queue, and their id is in that queue's list (after a
+        crash at the wrong moment a "queued" job may be in none). Two round trips."""
         pipe = self.connection.pipeline(transaction=False)
-        for job_id, name in jobs:
+        for job_id in job_ids:
+            pipe.hmget(Job.key_for(job_id), "status", "origin")
+        candidates = [
+            (job_id, origin.decode())
+            for job_id, (status, origin) in zip(job_ids, pipe.execute(), strict=True)
+            if job_id and status == b"queued" and origin and self.is_live(origin.decode())
+        ]
+        for job_id, name in candidates:
             pipe.lpos(self.queue(name).key, job_id)
-        return [pos is not None for pos in pipe.execute()] if jobs else []
+        found = pipe.execute() if candidates else []
+        return {job for (job, _), pos in zip(candidates, found, strict=True) if pos is not None}
 
     def pick(self) -> Queue:
         """The live queue with the fewest jobs waiting (the shared one if none is live)."""

@@ -13,7 +13,6 @@ from datetime import timedelta
 
 import httpx
 from rq import Queue
-from rq.job import Job
 
 from gateway.bootstrap import (
     delivery_job_id,
@@ -48,20 +47,9 @@ def _still_queued(target: Queue | WorkerQueues, dispatch_ids: list[str]) -> set[
     for d in dispatch_ids:
         pipe.get(rides_in_key(d))
     rides = pipe.execute()
-    for d, ride in zip(dispatch_ids, rides, strict=True):
-        pipe.hmget(Job.key_for(delivery_job_id(d)), "status", "origin")
-        pipe.hmget(Job.key_for(_text(ride)), "status", "origin")
-    found = pipe.execute()
-    candidates: list[tuple[str, tuple[str, str]]] = []  # (dispatch, (job id, queue))
-    for i, d in enumerate(dispatch_ids):
-        for job_id, (status, origin) in (
-            (delivery_job_id(d), found[2 * i]),
-            (_text(rides[i]), found[2 * i + 1]),
-        ):
-            if status == b"queued" and origin is not None and queues.is_live(origin.decode()):
-                candidates.append((d, (job_id, origin.decode())))
-    there = queues.in_queues([job for _, job in candidates])
-    return {d for (d, _), ok in zip(candidates, there, strict=True) if ok}
+    jobs = {d: (delivery_job_id(d), _text(r)) for d, r in zip(dispatch_ids, rides, strict=True)}
+    waiting = queues.waiting_ids([j for pair in jobs.values() for j in pair])
+    return {d for d, pair in jobs.items() if waiting.intersection(pair)}
 
 
 def _text(value: bytes | str | None) -> str:

@@ -12,7 +12,6 @@ from datetime import timedelta
 
 import httpx
 from rq import Queue
-from rq.job import Job
 
 from gateway.bootstrap import worker_queues
 from gateway.domain.webhooks import RetryPolicy
@@ -66,17 +65,8 @@ def enqueue_sends(queue: Queue, delivery_ids: list[str], job_timeout: int) -> No
 def _still_queued(queues: WorkerQueues, delivery_ids: list[str]) -> set[str]:
     """Deliveries whose job waits now in a queue a live worker serves (its id in the list):
     enqueueing again would only duplicate."""
-    pipe = queues.connection.pipeline()
-    for d in delivery_ids:
-        pipe.hmget(Job.key_for(job_id(d)), "status", "origin")
-    found = pipe.execute()
-    candidates = [
-        (d, (job_id(d), origin.decode()))
-        for d, (status, origin) in zip(delivery_ids, found, strict=True)
-        if status == b"queued" and origin is not None and queues.is_live(origin.decode())
-    ]
-    there = queues.in_queues([job for _, job in candidates])
-    return {d for (d, _), ok in zip(candidates, there, strict=True) if ok}
+    waiting = queues.waiting_ids([job_id(d) for d in delivery_ids])
+    return {d for d in delivery_ids if job_id(d) in waiting}
 
 
 def webhook_pass(settings: Settings, queue: Queue | WorkerQueues | None = None) -> int:

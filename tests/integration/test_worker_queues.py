@@ -212,3 +212,18 @@ def test_the_relay_spreads_jobs_over_live_slots_and_reenqueues_from_a_dead_one(
     enqueue_deliveries(queues, ["dsp_lost"], 60)  # so the sweep gives it to a live slot
     assert _still_queued(queues, ["dsp_lost"]) == {"dsp_lost"}
     assert sum(queues.counts().values()) == 5
+
+
+def test_a_slot_that_would_break_rqs_queue_list_is_refused_before_anything_starts(
+    settings: Settings,
+):
+    from click.testing import CliRunner
+
+    from gateway.cli import cli
+
+    env = {"GATEWAY_DATA_DIR": str(settings.data_dir), "GATEWAY_REDIS_URL": settings.redis_url}
+    for bad in ("a,b", "", "x" * 41, "two words"):
+        result = CliRunner().invoke(cli, ["worker", "--slot", bad], env=env)
+        assert result.exit_code == 2, (bad, result.output)
+        assert "Invalid value for --slot" in result.output
+    assert slot_queue_name("deliveries", "host1-2") == "deliveries.host1-2"
