@@ -34,7 +34,7 @@ from gateway.worker_queues import WorkerQueues, as_queues
 from gateway.xml.parsing import ParseLimits
 from signing.keys import TrustStore, load_signing_key
 from signing.policy import default_policy_for_key_type, policy_by_name
-from signing.xmldsig import sign_enveloped
+from signing.xmldsig import ENGINES, sign_enveloped
 
 log = logging.getLogger(__name__)
 DELIVER_JOB = "gateway.jobs.delivery.deliver_job"
@@ -157,6 +157,16 @@ class TrustSettingsError(ValueError):
     """An authority's certificate or revoked-serials file cannot be read: said at start."""
 
 
+def verify_engine(settings: Settings) -> str:
+    """The signature check named by the settings; an unknown name stops the start instead
+    of refusing every receipt."""
+    if settings.verify_engine not in ENGINES:
+        raise TrustSettingsError(
+            f"GATEWAY_VERIFY_ENGINE: {settings.verify_engine!r} is not one of {', '.join(ENGINES)}"
+        )
+    return settings.verify_engine
+
+
 def trust_stores(settings: Settings) -> dict[str, TrustStore]:
     """Each authority's certificates, and the serials revoked for it when configured."""
     out = {}
@@ -201,6 +211,7 @@ def build_runtime(settings: Settings) -> Runtime:
         limits=ParseLimits(max_bytes=settings.max_body_bytes, max_depth=settings.max_xml_depth),
         keys=KeyRing(engine),
         receipt_policy=policy_by_name(settings.receipt_policy),
+        verify_engine=verify_engine(settings),
         clients=_clients(settings),
         trust=trust_stores(settings),
         senders={getattr(settings, f"{name}_dxp_id"): name for name in AUTHORITIES},

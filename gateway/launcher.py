@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 import httpx
 import redis
 
-from gateway.bootstrap import TrustSettingsError, trust_stores
+from gateway.bootstrap import TrustSettingsError, trust_stores, verify_engine
 from gateway.persistence.database import get_engine
 from gateway.provisioning import ensure_demo_org, ensure_keys, init_db
 from gateway.services.keyring import expiring_keys
@@ -234,6 +234,7 @@ def run(settings: Settings) -> int:
     try:
         tls = tls_listener(settings)  # a partial TLS configuration stops the start here
         trust_stores(settings)  # so does an unreadable certificate or revoked list
+        verify_engine(settings)  # or an unknown signature check
     except (TlsSettingsError, TrustSettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1

@@ -37,6 +37,7 @@ class Settings:
     demo_org_dxp_id: str
     keys_dir: str
     receipt_policy: str
+    verify_engine: str
     customs_url: str
     customs_dxp_id: str
     customs_cert: str

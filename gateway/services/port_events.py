@@ -62,7 +62,9 @@ def record_port_events(rt: Runtime, body: bytes) -> PortEventsOutcome:
     if settled_before(rt, envelope.data):
         return PortEventsOutcome(duplicates=len(read_port_events(root)))
     try:
-        verified = verify_enveloped(root, rt.trust["port"], rt.receipt_policy)
+        verified = verify_enveloped(
+            root, rt.trust["port"], rt.receipt_policy, engine=rt.verify_engine
+        )
     except SignatureError as exc:
         raise _reject(exc.code, f"port message signature refused: {exc}") from None
     spec = detect(verified.root)

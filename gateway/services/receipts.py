@@ -89,7 +89,9 @@ def record_receipts(rt: Runtime, body: bytes) -> ReceiptOutcome:
         entries = sum(1 for _ in root.iterfind(f"{_Q}{spec.document}"))
         return ReceiptOutcome(authority, spec.type, duplicates=entries)
     try:
-        verified = verify_enveloped(root, rt.trust[authority], rt.receipt_policy)
+        verified = verify_enveloped(
+            root, rt.trust[authority], rt.receipt_policy, engine=rt.verify_engine
+        )
     except SignatureError as exc:
         raise _reject(exc.code, f"receipt signature refused: {exc}") from None
     doc = verified.root

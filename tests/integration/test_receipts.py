@@ -81,6 +81,25 @@ def test_receipts_advance_the_declaration_and_a_duplicate_changes_nothing(
     assert before[0] == "released"
 
 
+def test_signxml_can_be_chosen_to_check_receipts_and_an_unknown_check_stops_the_start(
+    settings: Settings, org_id: str, capsys
+):
+    from dataclasses import replace
+
+    from gateway.bootstrap import build_runtime
+    from gateway.launcher import run
+
+    rt = build_runtime(replace(settings, verify_engine="signxml"))
+    assert rt.verify_engine == "signxml"
+    did, guid = _declared(rt, org_id)
+    assert record_receipts(rt, _receipt(settings, guid, "800")).applied == 1
+    assert _state(rt, did)[0] == "released"
+    assert run(replace(settings, verify_engine="xmlsec")) == 1  # before any process
+    assert "error: GATEWAY_VERIFY_ENGINE: 'xmlsec' is not one of lean, signxml" in (
+        capsys.readouterr().err
+    )
+
+
 def test_a_late_receipt_is_recorded_but_does_not_move_the_declaration_back(
     settings: Settings, runtime: Runtime, org_id: str
 ):
