@@ -35,6 +35,12 @@ class JointInspection:
         return self.requested_by <= set(self.results)
 
 
+def may_touch_inspection(before: Phase, after: Phase) -> bool:
+    """Whether a move can open, join or complete an inspection (else inspection_step is
+    NONE whatever the record says: the caller need not read it)."""
+    return (before == Phase.INSPECTION) != (after == Phase.INSPECTION)
+
+
 def inspection_step(
     existing: JointInspection | None, authority: Authority, before: Phase, after: Phase
 ) -> InspectionStep:

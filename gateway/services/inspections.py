@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.domain.inspection import InspectionStep, JointInspection, inspection_step
+from gateway.domain.inspection import (
+    InspectionStep,
+    JointInspection,
+    inspection_step,
+    may_touch_inspection,
+)
 from gateway.domain.statuses import Authority, Phase
 from gateway.persistence import repository as repo
 from gateway.persistence.ids import new_id
@@ -30,6 +35,8 @@ def record_inspection(
     at: Any,
 ) -> None:
     """Open, join or complete the consignment's one joint inspection, with events."""
+    if not may_touch_inspection(before, after):
+        return  # most receipts: nothing to read
     row = repo.joint_inspection_of(conn, declaration_id)
     step = inspection_step(_current(row), authority, before, after)
     if step == InspectionStep.NONE:

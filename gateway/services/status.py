@@ -51,11 +51,16 @@ def refresh_status(
         }
     else:
         phases = current_phases
-    states = repo.dispatch_states(conn, declaration["message_id"])
-    all_sent = bool(states) and all(s == "sent" for s in states.values())
     current = DeclarationStatus(declaration["status"])
     awaiting = bool(declaration["requires_arrival"]) and declaration["arrived_at"] is None
-    proposed = derive_status(phases, all_sent=all_sent, current=current, awaiting_arrival=awaiting)
+    proposed, if_sent = (
+        derive_status(phases, all_sent=sent, current=current, awaiting_arrival=awaiting)
+        for sent in (False, True)
+    )
+    if proposed != if_sent:  # only then does it matter whether every dispatch went out
+        states = repo.dispatch_states(conn, declaration["message_id"])
+        if states and all(s == "sent" for s in states.values()):
+            proposed = if_sent
     if proposed == current:
         return current.value
     try:
