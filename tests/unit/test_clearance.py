@@ -429,3 +429,41 @@ def test_out_of_order_receipts_end_where_the_authority_ended(seq: list[str], fin
 def test_a_rejection_after_release_is_not_applied() -> None:
     decision = apply_receipt(Phase.RELEASED, "100")
     assert not decision.applies and decision.phase is Phase.RELEASED
+
+
+def test_inspection_can_only_move_into_or_out_of_inspection():
+    """The receipt path skips reading the joint inspection when may_touch_inspection says
+    no: over every pair of phases and every record, the step is then NONE."""
+    from gateway.domain.inspection import (
+        InspectionStep,
+        JointInspection,
+        inspection_step,
+        may_touch_inspection,
+    )
+
+    records = [
+        None,
+        JointInspection(frozenset({C}), {}),
+        JointInspection(frozenset({C, INSP}), {C: "800"}),
+    ]
+    touched = 0
+    for before, after in itertools.product(Phase, repeat=2):
+        steps = {inspection_step(r, a, before, after) for r in records for a in (C, INSP)}
+        if not may_touch_inspection(before, after):
+            assert steps == {InspectionStep.NONE}, (before, after)
+        else:
+            touched += steps != {InspectionStep.NONE}
+    assert touched == 2 * (len(Phase) - 1)  # into inspection from any other, and out
+
+
+def test_the_status_depends_on_the_dispatches_only_before_any_authority_answered():
+    """refresh_status reads the dispatches' states only when all_sent changes the result."""
+    differs = [
+        (phases, current)
+        for phases in itertools.product(Phase, repeat=2)
+        for current in S
+        if derive_status(dict(zip((C, INSP), phases)), all_sent=True, current=current)
+        != derive_status(dict(zip((C, INSP), phases)), all_sent=False, current=current)
+    ]
+    assert differs  # a fresh declaration becomes submitted once every dispatch went out
+    assert all(max(phases) < Phase.STORED for phases, _ in differs)
