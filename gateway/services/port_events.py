@@ -139,8 +139,8 @@ def _arrived(conn, rt: Runtime, decl, event: PortEvent, ring: list[str]) -> None
             )
         ],
     )
-    fresh = repo.get_declaration(conn, decl["id"])
-    status = refresh_status(conn, rt, fresh, source="port", at=at, ring=ring)
+    # refresh_status reads the row again itself, locked, with the arrival just written.
+    status = refresh_status(conn, rt, decl, source="port", at=at, ring=ring)
     if status != decl["status"]:
         repo.insert_events(
             conn,

@@ -99,14 +99,14 @@ def _release(
     count_release(conn, declaration, at)  # the buyer's annual quota
     if not rt.rules.needs_port(declaration["type"]):
         return
-    fresh = repo.get_declaration(conn, declaration["id"])
-    assert fresh is not None
+    # ``declaration`` is current: read under this transaction's lock, with its own writes.
     port_code = _port_code(conn, declaration)
     payload = rt.sign_as_gateway(
         build_release(
             port_code,
             Consignment(
-                logistics_no=fresh["logistics_no"] or fresh["doc_guid"], invt_no=fresh["invt_no"]
+                logistics_no=declaration["logistics_no"] or declaration["doc_guid"],
+                invt_no=declaration["invt_no"],
             ),
             cleared,
         )
