@@ -631,15 +631,22 @@ def keep_inbound(conn: Connection, authority: str, message_type: str, raw: bytes
 # --- port ------------------------------------------------------------------------------
 
 
+# Built once: every submission routed to the port asks.
+_ARRIVALS_OF = (
+    select(t.port_events.c.logistics_no, func.min(t.port_events.c.at))
+    .where(
+        t.port_events.c.kind == "arrival",
+        t.port_events.c.logistics_no.in_(bindparam("b_nos", expanding=True)),
+    )
+    .group_by(t.port_events.c.logistics_no)
+)
+
+
 def arrivals_of(conn: Connection, logistics_nos: Sequence[str]) -> dict[str, datetime]:
     """When the port reported each consignment's arrival (only those that arrived)."""
     if not logistics_nos:
         return {}
-    rows = conn.execute(
-        select(t.port_events.c.logistics_no, func.min(t.port_events.c.at))
-        .where(t.port_events.c.kind == "arrival", t.port_events.c.logistics_no.in_(logistics_nos))
-        .group_by(t.port_events.c.logistics_no)
-    )
+    rows = conn.execute(_ARRIVALS_OF, {"b_nos": list(logistics_nos)})
     return {r[0]: as_utc(r[1]) for r in rows}  # type: ignore[misc]
 
 

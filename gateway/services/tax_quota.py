@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from gateway.domain.errors import BusinessRuleViolation, Violation
 from gateway.domain.quota import QuotaEntry, QuotaKind, buyer_key, check, counted_for, quota_year
@@ -52,12 +52,16 @@ def buyer_of(rt: Runtime, view: DocumentView) -> str | None:
     return buyer_key(view.head.get("buyerIdType", "1"), number, rt.quota_secret)
 
 
+# Built once: every taxed list of every submission reads its buyer's ledger.
+_LEDGER = (
+    select(t.quota_ledger)
+    .where(t.quota_ledger.c.buyer_key == bindparam("b_key"))
+    .order_by(t.quota_ledger.c.id)
+)
+
+
 def _ledger(conn: Any, key: str) -> list[QuotaEntry]:
-    rows = conn.execute(
-        select(t.quota_ledger)
-        .where(t.quota_ledger.c.buyer_key == key)
-        .order_by(t.quota_ledger.c.id)
-    ).mappings()
+    rows = conn.execute(_LEDGER, {"b_key": key}).mappings()
     return [
         QuotaEntry(r["buyer_key"], r["year"], Decimal(r["amount"]), r["kind"], r["declaration_id"])
         for r in rows
