@@ -642,6 +642,20 @@ def test_a_signature_value_that_is_not_base64_is_malformed_not_a_crash(
     _expect("signature.invalid", root, trust)
 
 
+@pytest.mark.parametrize("engine", ["lean", "signxml"])
+def test_a_relative_namespace_uri_is_malformed_not_a_crash(
+    alice: Identity, trust: TrustStore, engine: str
+):
+    """Found by fuzzing (T5): lxml refuses to canonicalize a document that declares a
+    relative namespace URI, and our own check let its C14NError out (a 500 at the receipt
+    endpoint); signxml's was already translated."""
+    data = _signed_bytes(alice.key)
+    uri = next(u for u in etree.fromstring(data).nsmap.values() if "xmldsig" not in u)
+    relative = data.replace(uri.encode(), b"rel/ns")
+    assert relative != data
+    _expect("signature.malformed", _reparse(relative), trust, engine=engine)
+
+
 def test_an_embedded_certificate_with_an_unreadable_name_is_refused_not_a_crash(
     alice: Identity, trust: TrustStore
 ):
