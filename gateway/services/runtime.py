@@ -40,4 +40,4 @@ class Runtime:
     tax_rates: TaxRates  # retail-import tax rates by HS code
     quota_secret: bytes  # HMAC key for buyers' quota keys
     annual_quota: Decimal  # per person per year, CNY
-    verify_engine: str = "lean"  # the signature check of receipts and port events
+    verify_engine: str  # the signature check of receipts and port events (lean, signxml)

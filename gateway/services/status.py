@@ -53,10 +53,8 @@ def refresh_status(
         phases = current_phases
     current = DeclarationStatus(declaration["status"])
     awaiting = bool(declaration["requires_arrival"]) and declaration["arrived_at"] is None
-    proposed, if_sent = (
-        derive_status(phases, all_sent=sent, current=current, awaiting_arrival=awaiting)
-        for sent in (False, True)
-    )
+    proposed = derive_status(phases, all_sent=False, current=current, awaiting_arrival=awaiting)
+    if_sent = derive_status(phases, all_sent=True, current=current, awaiting_arrival=awaiting)
     if proposed != if_sent:  # only then does it matter whether every dispatch went out
         states = repo.dispatch_states(conn, declaration["message_id"])
         if states and all(s == "sent" for s in states.values()):
