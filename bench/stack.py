@@ -101,6 +101,8 @@ class Stack:
             env["GATEWAY_DATABASE_URL"] = self.database_url
         if self.worker_class:
             env["GATEWAY_WORKER_CLASS"] = self.worker_class
+        # A setting to try without editing the code: BENCH_GATEWAY_X=v runs with GATEWAY_X=v.
+        env.update({k[6:]: v for k, v in os.environ.items() if k.startswith("BENCH_GATEWAY_")})
         return env
 
     def start(self) -> None:

@@ -21,10 +21,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 from lxml import etree
 
 from adapters.dxp import Envelope, build_envelope
+from adapters.http_client import HttpClient, HttpError
 from sandbox.faults import Faults
 from sandbox.packing import MAX_ENTRIES, entries, pack, pack_key
 from signing.keys import KeyProvider
@@ -120,10 +120,7 @@ class Outbox:
         self._log_seq = 0
         self._log: dict[str, tuple[list[int], list[bytes]]] = {}  # receiver -> seqs, bodies
         self._receipts_in_flight: dict[str, int] = {}  # receiver -> status receipts being sent
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=2.0),
-            limits=httpx.Limits(max_connections=senders, max_keepalive_connections=senders),
-        )
+        self._client = HttpClient(2.0, timeout, max_idle=senders)
         self._threads = [
             threading.Thread(target=self._run, name=f"outbox-{authority}-{i}", daemon=True)
             for i in range(senders)
@@ -333,22 +330,20 @@ class Outbox:
     def _post(self, body: bytes) -> bool:
         """True when done with (delivered or refused for good), False to retry."""
         try:
-            resp = self._client.post(
-                self.url, content=body, headers={"Content-Type": "application/xml"}
-            )
-        except httpx.HTTPError as exc:
+            resp = self._client.post(self.url, body, {"Content-Type": "application/xml"})
+        except HttpError as exc:
             log.warning("%s: delivery to %s failed: %s", self.authority, self.url, exc)
             return False
-        if resp.status_code >= 500 or resp.status_code == 429:
-            log.warning("%s: gateway answered %s; will retry", self.authority, resp.status_code)
+        if resp.status >= 500 or resp.status == 429:
+            log.warning("%s: gateway answered %s; will retry", self.authority, resp.status)
             return False
         with self._cv:
-            if resp.status_code >= 400:
+            if resp.status >= 400:
                 self.stats.refused += 1
                 log.error(
                     "%s: gateway refused a message (%s): %s",
                     self.authority,
-                    resp.status_code,
+                    resp.status,
                     resp.text[:300],
                 )
             else:

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Connection, RowMapping, and_, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    RowMapping,
+    and_,
+    bindparam,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from gateway.domain.outages import OutageNotice
 from gateway.persistence import tables as t
@@ -24,11 +34,17 @@ def insert_notice(conn: Connection, **values: object) -> None:
     conn.execute(insert(N).values(**values))
 
 
+_OPEN_NOTICES = (
+    select(N)
+    .where(N.c.cancelled_at.is_(None), N.c.ends_at > bindparam("b_at"))
+    .order_by(N.c.starts_at)
+)
+
+
 def open_notices(conn: Connection, at: datetime) -> list[OutageNotice]:
-    """Notices not cancelled and not yet over at ``at`` (upcoming or active)."""
-    rows = conn.execute(
-        select(N).where(N.c.cancelled_at.is_(None), N.c.ends_at > at).order_by(N.c.starts_at)
-    ).mappings()
+    """Notices not cancelled and not yet over at ``at`` (upcoming or active); read by every
+    delivery wave, so built once."""
+    rows = conn.execute(_OPEN_NOTICES, {"b_at": at}).mappings()
     return [notice_of(r) for r in rows]
 
 

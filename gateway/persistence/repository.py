@@ -72,13 +72,12 @@ def find_org_by_name(conn: Connection, name: str) -> RowMapping | None:
     )
 
 
+_ORG_DXP_ID = select(t.organisations.c.dxp_id).where(t.organisations.c.id == bindparam("b_id"))
+
+
 def org_dxp_id(conn: Connection, org_id: str) -> str:
     """The DXP id an organisation sends under."""
-    return str(
-        conn.execute(
-            select(t.organisations.c.dxp_id).where(t.organisations.c.id == org_id)
-        ).scalar_one()
-    )
+    return str(conn.execute(_ORG_DXP_ID, {"b_id": org_id}).scalar_one())
 
 
 def insert_org(conn: Connection, org_id: str, name: str, codes: list[str], dxp_id: str) -> None:
@@ -531,16 +530,31 @@ def get_dispatch(conn: Connection, dispatch_id: str) -> RowMapping | None:
     return conn.execute(_GET_DISPATCH, {"b_id": dispatch_id}).mappings().first()
 
 
+_FINISH_ATTEMPT: dict[tuple[str, ...], Any] = {}  # by the columns set, built at first use
+
+
+def _finish_attempt_statement(columns: tuple[str, ...]) -> Any:
+    statement = _FINISH_ATTEMPT.get(columns)
+    if statement is None:
+        statement = _FINISH_ATTEMPT[columns] = (
+            update(t.dispatches)
+            .where(
+                t.dispatches.c.id == bindparam("b_id"),
+                t.dispatches.c.attempts == bindparam("b_attempt"),
+                t.dispatches.c.state == "sending",
+            )
+            .values({c: bindparam(f"v_{c}") for c in columns})
+        )
+    return statement
+
+
 def finish_attempt(conn: Connection, dispatch_id: str, attempt: int, **values: Any) -> bool:
     """Record the outcome of our own attempt only (a stale worker's write is dropped)."""
+    values = _redacted(values, "last_error")
+    columns = tuple(sorted(values))
+    params = {f"v_{c}": values[c] for c in columns}
     result = conn.execute(
-        update(t.dispatches)
-        .where(
-            t.dispatches.c.id == dispatch_id,
-            t.dispatches.c.attempts == attempt,
-            t.dispatches.c.state == "sending",
-        )
-        .values(**_redacted(values, "last_error"))
+        _finish_attempt_statement(columns), {"b_id": dispatch_id, "b_attempt": attempt, **params}
     )
     return result.rowcount == 1
 
