@@ -186,15 +186,9 @@ def relay() -> None:
 @cli.command()
 def sandbox() -> None:
     """Run the sandbox authorities on the sandbox port."""
-    from werkzeug.serving import make_server
+    from sandbox.server import serve
 
-    from sandbox.app import create_app
-
-    settings = load_settings()
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = make_server("127.0.0.1", settings.sandbox_port, create_app(settings), threaded=True)
-    _exit_quietly_on_signals()
-    server.serve_forever()
+    serve(load_settings())
 
 
 @cli.command()
