@@ -282,6 +282,7 @@ def run(settings: Settings) -> int:
   sandbox    {sandbox}   (customs: {settings.customs_endpoint})
   redis      {settings.redis_url}
   database   {settings.db_url}
+  receipts   signatures checked by the {settings.verify_engine} engine (GATEWAY_VERIFY_ENGINE)
   API key    {api_key}   (demo organisation "{settings.demo_org_name}")
 
   try:  curl -H "Authorization: Bearer {api_key}" -H 'Content-Type: application/xml' \\
