@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from bench.documents import Mix, ceb621, schema_invalid
 from bench.profile import stage_of
+from bench.stack import Stack
 from gateway.domain.errors import BusinessRuleViolation, SchemaInvalid
 from gateway.services.validate import check_body
 from gateway.xml.parsing import ParseLimits
@@ -47,3 +49,17 @@ def test_a_profile_sample_goes_to_its_innermost_known_stage() -> None:
     assert stage_of(stack) == "db"
     assert stage_of(stack[:2]) == "app"
     assert stage_of(["ThreadWorker.run (gunicorn/workers/gthread.py:1)"]) == "http"
+
+
+def test_the_stack_passes_bench_gateway_settings_and_nothing_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BENCH_GATEWAY_X=v reaches the gateway as GATEWAY_X=v; a GATEWAY_ variable of the
+    shell does not (the run must not depend on what the caller happened to export)."""
+    monkeypatch.setenv("BENCH_GATEWAY_DELIVERY_BATCH", "100")
+    monkeypatch.setenv("GATEWAY_DELIVERY_CONCURRENCY", "1")
+    env = Stack(tmp_path).env()
+    assert env["GATEWAY_DELIVERY_BATCH"] == "100"
+    assert "GATEWAY_DELIVERY_CONCURRENCY" not in env
+    assert "BENCH_GATEWAY_DELIVERY_BATCH" in env  # harmless: the gateway reads GATEWAY_ only
+    assert env["GATEWAY_DATA_DIR"] == str(tmp_path)
