@@ -534,6 +534,8 @@ _FINISH_ATTEMPT: dict[tuple[str, ...], Any] = {}  # by the columns set, built at
 
 
 def _finish_attempt_statement(columns: tuple[str, ...]) -> Any:
+    """One statement per set of columns an outcome writes (sent, retry and failed each set
+    their own), built once: building it cost more than running it."""
     statement = _FINISH_ATTEMPT.get(columns)
     if statement is None:
         statement = _FINISH_ATTEMPT[columns] = (
