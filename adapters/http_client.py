@@ -6,7 +6,9 @@ httpx spent about 1 ms of CPU per POST on loopback, http.client on a kept-alive 
 about 0.2 ms; at three or four POSTs per declaration that was a tenth of the machine. What
 httpx gave beyond http.client and is kept here: a pool of connections per origin shared by
 threads, separate connect and read timeouts, and idle connections the server has closed
-dropped before use (an idle socket that is readable has seen EOF), not written to.
+dropped before use (an idle socket that is readable has seen EOF), not written to, and the
+environment's proxies (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``, read
+when the client is made): plain HTTP through the proxy, HTTPS tunnelled with CONNECT.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import select
 import socket
 import ssl
 import threading
+from base64 import b64encode
 from dataclasses import dataclass
 from email.message import Message
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
+from urllib.request import getproxies_environment, proxy_bypass_environment
 from weakref import WeakSet
 
 MAX_BODY = 8 * 1024 * 1024  # an answer longer than this is refused (answers are short)
@@ -49,6 +53,33 @@ class Response:
 
 
 _Origin = tuple[str, str, int]
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """An HTTP proxy: where it listens, and the Proxy-Authorization its URL's user gives."""
+
+    host: str
+    port: int
+    authorization: str | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> Proxy:
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        if parts.scheme != "http" or not parts.hostname:
+            raise HttpError("UnsupportedProtocol", f"only http:// proxies are supported: {url!r}")
+        auth = None
+        if parts.username is not None:
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            auth = "Basic " + b64encode(pair.encode()).decode("ascii")
+        return cls(parts.hostname, parts.port or 80, auth)
+
+
+def environment_proxies() -> dict[str, str]:
+    """The proxies the environment names, by scheme (``all`` for ALL_PROXY), and ``no``."""
+    return getproxies_environment()
+
+
 _CLIENTS: WeakSet[HttpClient] = WeakSet()
 
 
@@ -63,10 +94,13 @@ class HttpClient:
         *,
         max_idle: int = 8,
         ssl_context: ssl.SSLContext | None = None,
+        proxies: dict[str, str] | None = None,
     ) -> None:
+        """``proxies``: by scheme, as ``environment_proxies()`` gives them (the default)."""
         self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
         self.max_idle = max_idle
         self._ssl = ssl_context
+        self._proxies = environment_proxies() if proxies is None else proxies
         self._idle: dict[_Origin, list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
         self._closed = False
@@ -80,7 +114,12 @@ class HttpClient:
         default_port = 443 if parts.scheme == "https" else 80
         origin = (parts.scheme, parts.hostname, parts.port or default_port)
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        conn = self._take(origin) or self._connect(origin)
+        proxy = self._proxy_for(origin)
+        if proxy is not None and parts.scheme == "http":  # the proxy is told the whole URL
+            target = f"http://{parts.netloc.rpartition('@')[2]}{target}"
+            if proxy.authorization:
+                headers = {**headers, "Proxy-Authorization": proxy.authorization}
+        conn = self._take(origin) or self._connect(origin, proxy)
         try:
             conn.request("POST", target, body=body, headers=headers)
             resp = conn.getresponse()
@@ -139,8 +178,18 @@ class HttpClient:
                 return
         conn.close()
 
-    def _connect(self, origin: _Origin) -> http.client.HTTPConnection:
+    def _proxy_for(self, origin: _Origin) -> Proxy | None:
         scheme, host, port = origin
+        url = self._proxies.get(scheme) or self._proxies.get("all")
+        if not url or proxy_bypass_environment(f"{host}:{port}", self._proxies):
+            return None
+        return Proxy.from_url(url)
+
+    def _connect(self, origin: _Origin, proxy: Proxy | None) -> http.client.HTTPConnection:
+        scheme, host, port = origin
+        # Through a proxy, the socket goes to the proxy; HTTPS then asks it for a tunnel.
+        at_host, at_port = (proxy.host, proxy.port) if proxy is not None else (host, port)
+        where = f"{host}:{port}" + (f" (through the proxy {at_host}:{at_port})" if proxy else "")
         conn: http.client.HTTPConnection
         if scheme == "https":
             with self._lock:  # loading the roots takes tens of ms: once per client
@@ -148,18 +197,21 @@ class HttpClient:
                     self._ssl = default_ssl_context()
                 context = self._ssl
             conn = http.client.HTTPSConnection(
-                host, port, timeout=self.connect_timeout, context=context
+                at_host, at_port, timeout=self.connect_timeout, context=context
             )
+            if proxy is not None:
+                auth = {"Proxy-Authorization": proxy.authorization} if proxy.authorization else {}
+                conn.set_tunnel(host, port, headers=auth)
         else:
-            conn = http.client.HTTPConnection(host, port, timeout=self.connect_timeout)
+            conn = http.client.HTTPConnection(at_host, at_port, timeout=self.connect_timeout)
         try:
             conn.connect()
         except TimeoutError:
             conn.close()
-            raise HttpTimeout("ConnectTimeout", f"{host}:{port} did not answer in time") from None
-        except OSError as exc:
+            raise HttpTimeout("ConnectTimeout", f"{where} did not answer in time") from None
+        except OSError as exc:  # refused, unreachable, TLS refused, or the tunnel refused
             conn.close()
-            raise HttpError("ConnectError", f"{host}:{port}: {exc}") from None
+            raise HttpError("ConnectError", f"{where}: {exc}") from None
         assert conn.sock is not None
         conn.sock.settimeout(self.read_timeout)
         conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

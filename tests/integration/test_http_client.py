@@ -4,6 +4,9 @@ named, threads share the pool, HTTPS verifies the server, a forked child starts 
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import http.client
 import os
 import socket
 import ssl
@@ -13,7 +16,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -245,3 +249,124 @@ def test_the_transport_maps_answers_to_retryable_or_terminal(
     server.status, server.delay = 200, 1.5
     with pytest.raises(RetryableAuthorityError, match=r"timeout talking to .*: ReadTimeout"):
         transport.post(_url(server), b"x", {})
+
+
+class _ForwardProxy(BaseHTTPRequestHandler):
+    """A plain-HTTP forward proxy: takes the absolute URL, asks the server, passes the answer
+    back; records what it was asked (and the credentials it was shown)."""
+
+    protocol_version = "HTTP/1.1"
+    seen: ClassVar[list[tuple[str, str | None]]] = []
+
+    def do_POST(self) -> None:
+        _ForwardProxy.seen.append((self.path, self.headers.get("Proxy-Authorization")))
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        parts = urlsplit(self.path)
+        upstream = http.client.HTTPConnection(parts.hostname, parts.port, timeout=5)
+        upstream.request("POST", parts.path + (f"?{parts.query}" if parts.query else ""), body)
+        answer = upstream.getresponse()
+        data = answer.read()
+        upstream.close()
+        self.send_response(answer.status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _connect_proxy(seen: list[bytes]) -> socket.socket:
+    """A CONNECT proxy: opens the tunnel asked for and pipes bytes both ways."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def pipe(a: socket.socket, b: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := a.recv(65536):
+                b.sendall(data)
+        with contextlib.suppress(OSError):
+            b.shutdown(socket.SHUT_WR)
+
+    def serve() -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += client.recv(4096)
+            seen.append(head)
+            host, _, port = head.split()[1].decode().partition(":")
+            upstream = socket.create_connection((host, int(port)))
+            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            threading.Thread(target=pipe, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener
+
+
+def test_plain_http_goes_through_the_environments_proxy(
+    server: _Server, make: Callable[..., HttpClient], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy = _Server(("127.0.0.1", 0), _ForwardProxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    _ForwardProxy.seen = []
+    try:
+        monkeypatch.setenv(
+            "HTTP_PROXY", f"http://broker:s%40cret@127.0.0.1:{proxy.server_address[1]}"
+        )
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        answer = make(2.0, 2.0).post(_url(server), b"via", {})
+        assert (answer.status, answer.body) == (200, b'{"echo":3}')
+        assert _ForwardProxy.seen == [
+            (_url(server), "Basic " + base64.b64encode(b"broker:s@cret").decode())
+        ]
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # bypassed: straight to the server
+        assert make(2.0, 2.0).post(_url(server), b"direct", {}).status == 200
+        assert len(_ForwardProxy.seen) == 1
+        assert server.bodies == [b"via", b"direct"]
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+
+
+def test_https_is_tunnelled_through_the_proxy(
+    tmp_path: Path, make: Callable[..., HttpClient]
+) -> None:
+    ca = CertAuthority.create(tmp_path, "http-client-proxy")
+    issued = ca.issue("server", "127.0.0.1", server=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(issued.cert, issued.key)
+    s = _serve(context)
+    seen: list[bytes] = []
+    listener = _connect_proxy(seen)
+    try:
+        client = make(
+            2.0,
+            2.0,
+            ssl_context=ssl.create_default_context(cafile=ca.bundle),
+            proxies={"https": f"http://127.0.0.1:{listener.getsockname()[1]}"},
+        )
+        assert client.post(_url(s, "https"), b"tunnelled", {}).body == b'{"echo":9}'
+        assert client.post(_url(s, "https"), b"again", {}).status == 200  # the same tunnel
+        assert len(seen) == 1
+        assert seen[0].startswith(f"CONNECT 127.0.0.1:{s.server_address[1]} ".encode())
+        assert s.bodies == [b"tunnelled", b"again"]
+    finally:
+        listener.close()
+        s.shutdown()
+        s.server_close()
+
+
+def test_a_proxy_that_is_down_is_a_connect_error_naming_it(make: Callable[..., HttpClient]) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    client = make(1.0, 1.0, proxies={"http": f"127.0.0.1:{port}"})
+    with pytest.raises(HttpError) as caught:
+        client.post("http://127.0.0.1:9/x", b"", {})
+    assert caught.value.kind == "ConnectError"
+    assert f"through the proxy 127.0.0.1:{port}" in str(caught.value)
