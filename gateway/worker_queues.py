@@ -154,6 +154,9 @@ def recover_leftovers(queue: Queue) -> int:
     return moved
 
 
+SCAN_WHOLE_QUEUE_FROM = 8  # jobs asked about in one queue: read the whole list instead
+
+
 class WorkerQueues:
     """The relay's view of the delivery queues: the live slots (refreshed every ``ttl`` s),
     or the shared queue while no slot worker is alive (a worker started without a slot, or
@@ -238,10 +241,29 @@ class WorkerQueues:
             for job_id, (status, origin) in zip(job_ids, pipe.execute(), strict=True)
             if job_id and status == b"queued" and origin and self.is_live(origin.decode())
         ]
+        by_queue: dict[str, list[str]] = {}
         for job_id, name in candidates:
-            pipe.lpos(self.queue(name).key, job_id)
-        found = pipe.execute() if candidates else []
-        return {job for (job, _), pos in zip(candidates, found, strict=True) if pos is not None}
+            by_queue.setdefault(name, []).append(job_id)
+        # LPOS scans the queue's list once per job; under a backlog (thousands of jobs, a
+        # sweep asking for hundreds) those scans were most of Redis's CPU. So a queue asked
+        # for many jobs is read once (LRANGE) and looked up here.
+        asked = list(by_queue.items())
+        for name, ids in asked:
+            key = self.queue(name).key
+            if len(ids) < SCAN_WHOLE_QUEUE_FROM:
+                for job_id in ids:
+                    pipe.lpos(key, job_id)
+            else:
+                pipe.lrange(key, 0, -1)
+        answers = iter(pipe.execute() if asked else [])
+        waiting: set[str] = set()
+        for _name, ids in asked:
+            if len(ids) < SCAN_WHOLE_QUEUE_FROM:
+                waiting.update(j for j in ids if next(answers) is not None)
+            else:
+                listed = {raw.decode() for raw in next(answers)}
+                waiting.update(j for j in ids if j in listed)
+        return waiting
 
     def pick(self) -> Queue:
         """The live queue with the fewest jobs waiting (the shared one if none is live)."""

@@ -19,10 +19,15 @@ from rq import Queue, Worker
 from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 
-from gateway.bootstrap import enqueue_deliveries, worker_queues
+from gateway.bootstrap import delivery_job_id, enqueue_deliveries, worker_queues
 from gateway.jobs.relay import _still_queued
 from gateway.settings import Settings
-from gateway.worker_queues import SlotTakenError, claim_slot, slot_queue_name
+from gateway.worker_queues import (
+    SCAN_WHOLE_QUEUE_FROM,
+    SlotTakenError,
+    claim_slot,
+    slot_queue_name,
+)
 from tests.e2e.stack import PROJECT_ROOT
 
 SLOT_QUEUE = slot_queue_name("deliveries", "7")
@@ -212,6 +217,25 @@ def test_the_relay_spreads_jobs_over_live_slots_and_reenqueues_from_a_dead_one(
     enqueue_deliveries(queues, ["dsp_lost"], 60)  # so the sweep gives it to a live slot
     assert _still_queued(queues, ["dsp_lost"]) == {"dsp_lost"}
     assert sum(queues.counts().values()) == 5
+
+
+def test_waiting_ids_reads_a_queue_once_when_asked_about_many_of_its_jobs(
+    settings: Settings,
+) -> None:
+    """Asked about many jobs of one queue (a sweep under a backlog), the answer is read from
+    one copy of the queue's list instead of a scan per job; both ways give the same set."""
+    conn = redis.Redis.from_url(settings.redis_url)  # flushed by the settings fixture
+    queues = worker_queues(settings, conn)
+    ids = [f"dsp_many_{n}" for n in range(3 * SCAN_WHOLE_QUEUE_FROM)]
+    enqueue_deliveries(queues, ids, settings.job_timeout, batch=1)
+    jobs = [delivery_job_id(d) for d in ids]
+    shared = queues.queue("deliveries")
+    conn.lrem(shared.key, 1, jobs[5])  # "queued" in its hash, in no list: not waiting
+    asked = [*jobs, "deliver-dsp_never_enqueued"]
+    many = queues.waiting_ids(asked)
+    assert many == set(jobs) - {jobs[5]}
+    few = set().union(*(queues.waiting_ids(asked[i : i + 2]) for i in range(0, len(asked), 2)))
+    assert few == many  # below the threshold: one LPOS per job, the same answer
 
 
 def test_a_slot_that_would_break_rqs_queue_list_is_refused_before_anything_starts(
