@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import psutil
+import pytest
 import redis
 
 from gateway.launcher import Supervisor
@@ -105,3 +106,23 @@ def test_the_redis_it_started_goes_when_the_launcher_is_killed(settings: Setting
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
+
+
+def test_children_start_with_two_malloc_arenas_unless_the_operator_chose(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """glibc's per-thread arenas made gunicorn's RSS grow over a long run: the launcher's
+    children get two, and an operator's MALLOC_ARENA_MAX wins."""
+    show = "import os, sys; open(sys.argv[1], 'w').write(os.environ.get('MALLOC_ARENA_MAX', ''))"
+    sup = Supervisor(settings)
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    try:
+        sup.start("default", [sys.executable, "-c", show, str(tmp_path / "default")])
+        monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+        sup.start("chosen", [sys.executable, "-c", show, str(tmp_path / "chosen")])
+        for _name, proc in sup.children:
+            proc.wait(20)
+    finally:
+        sup.stop()
+    assert (tmp_path / "default").read_text() == "2"
+    assert (tmp_path / "chosen").read_text() == "4"
