@@ -75,11 +75,6 @@ class Proxy:
         return cls(parts.hostname, parts.port or 80, auth)
 
 
-def environment_proxies() -> dict[str, str]:
-    """The proxies the environment names, by scheme (``all`` for ALL_PROXY), and ``no``."""
-    return getproxies_environment()
-
-
 _CLIENTS: WeakSet[HttpClient] = WeakSet()
 
 
@@ -96,11 +91,12 @@ class HttpClient:
         ssl_context: ssl.SSLContext | None = None,
         proxies: dict[str, str] | None = None,
     ) -> None:
-        """``proxies``: by scheme, as ``environment_proxies()`` gives them (the default)."""
+        """``proxies``: by scheme (``all``, and ``no`` for the hosts to bypass), as the
+        standard library reads them from the environment (the default)."""
         self.connect_timeout, self.read_timeout = connect_timeout, read_timeout
         self.max_idle = max_idle
         self._ssl = ssl_context
-        self._proxies = environment_proxies() if proxies is None else proxies
+        self._proxies = getproxies_environment() if proxies is None else proxies
         self._idle: dict[_Origin, list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
         self._closed = False

@@ -130,7 +130,13 @@ CLIENTS = {"customs": CustomsClient, "inspection": InspectionClient, "port": Por
 
 
 def _clients(settings: Settings) -> dict[str, DxpAuthorityClient]:
-    transport = HttpTransport(settings.http_connect_timeout, settings.http_read_timeout)
+    # A wave sends up to delivery_concurrency at once, possibly all to one authority: keep
+    # that many connections alive, not fewer (the rest would be closed after each use).
+    transport = HttpTransport(
+        settings.http_connect_timeout,
+        settings.http_read_timeout,
+        max_idle=max(1, settings.delivery_concurrency),
+    )
     return {
         name: CLIENTS[name](
             settings.endpoint(name),
